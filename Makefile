@@ -1,0 +1,67 @@
+# metastate: build, test and benchmark.  `make help` lists the targets.
+CC      ?= gcc
+PYTHON  ?= /usr/bin/python3
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp -Icore -Irepl -Iviz
+LDLIBS  += -lopenblas -lcjson -lm -lpthread
+UI_LIBS := -lreadline -lncursesw -lpng -lz
+B       := build
+
+CORE_SRC := $(wildcard core/*.c)
+REPL_SRC := $(wildcard repl/*.c)
+VIZ_SRC  := $(wildcard viz/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
+REPL_OBJ := $(filter-out $(B)/repl/main.o,$(REPL_SRC:%.c=$(B)/%.o))
+VIZ_OBJ  := $(VIZ_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+BENCH_SRC := $(wildcard tests/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/%.c=$(B)/tests/%)
+
+.PHONY: all run test bench deps clean help debug
+
+# all: the metastate binary and the test programs
+all: metastate $(TEST_BIN) $(BENCH_BIN)
+
+# help: list the targets
+help:
+	@grep -E '^# [a-z-]+:' Makefile | sed 's/^# //'
+
+# deps: install missing Debian packages (as root) or print the apt-get line
+deps:
+	@sh scripts/deps.sh
+
+$(B)/%.o: %.c $(wildcard core/*.h repl/*.h viz/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libmscore.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+metastate: $(B)/repl/main.o $(REPL_OBJ) $(VIZ_OBJ) $(B)/libmscore.a
+	$(CC) $(CFLAGS) $^ -o $@ $(UI_LIBS) $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(B)/libmscore.a $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(B)/libmscore.a -o $@ $(LDLIBS)
+
+# run: set up and start metastate on the shipped default model
+run: deps metastate
+	./metastate
+
+# test: set up and run the whole test suite (prints N passed, N failed)
+test: deps all
+	@sh tests/run.sh
+
+# bench: decode speed against the measured memory bandwidth (not a test)
+bench: deps all
+	@sh scripts/bench.sh
+
+# debug: build everything with ASan and UBSan into build-debug/
+debug:
+	$(MAKE) B=build-debug OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" all
+
+# clean: remove build outputs
+clean:
+	rm -rf build build-debug metastate

@@ -1,0 +1,38 @@
+/* kernels.h: the CPU compute kernels of the forward step.
+ *
+ * Matrix-vector products over ms_mat in F32 (OpenBLAS), F16 and BF16 (our own
+ * AVX2/FMA code that converts on the fly, with a portable scalar fallback),
+ * threaded over output rows, and a memory-bandwidth probe for benchmarks.
+ * No allocation on the hot path; nothing printed.
+ */
+#ifndef MS_KERNELS_H
+#define MS_KERNELS_H
+
+#include "ms.h"
+
+/* y[W->out] = W · x[W->in] for either storage layout (W->trans).  x and y
+ * must not overlap. */
+void ms_matvec(const ms_mat *W, const float *x, float *y);
+
+/* Row `row` of a (rows, cols) matrix stored (out,in)=(rows,cols), converted to
+ * fp32 into dst[cols] (used for the embedding lookup). */
+void ms_mat_row(const ms_mat *W, int row, float *dst);
+
+/* fp32 <-> half conversions (exact for f16/bf16 -> f32; round-to-nearest-even
+ * for f32 -> half). */
+float ms_bf16_to_f32(uint16_t h);
+float ms_f16_to_f32(uint16_t h);
+uint16_t ms_f32_to_bf16(float f);
+uint16_t ms_f32_to_f16(float f);
+
+/* Read bandwidth in bytes/s, measured with `threads` threads over a buffer
+ * of `bytes` bytes (≥ 1 GiB for a real figure) with vector loads into several
+ * independent accumulators; median of `reps` passes.  Returns < 0 if the
+ * buffer cannot be allocated. */
+double ms_read_bandwidth(int threads, size_t bytes, int reps);
+
+/* Threads used by the kernels. */
+void ms_kernels_set_threads(int n);
+int ms_kernels_get_threads(void);
+
+#endif
