@@ -302,6 +302,11 @@ static int build(loader *ld)
         return -1;
     }
     if (shape2(ld, "blocks.0.ffn.key.weight", &a, &b)) return -1;
+    if (b != c->n_embd) {
+        ms_seterr(ld->err, "%s: tensor 'blocks.0.ffn.key.weight': expected shape (n, %d), found (%lld, %lld)",
+                  ld->path, c->n_embd, (long long)a, (long long)b);
+        return -1;
+    }
     c->n_ptok = (int)a;
     const int C = c->n_embd, A = c->dim_att, H = c->n_head, N = c->head_size, n = c->n_ptok;
     /* LoRA dims from shapes */
