@@ -42,6 +42,13 @@ $(B)/libmscore.a: $(CORE_OBJ)
 metastate: $(B)/repl/main.o $(REPL_OBJ) $(VIZ_OBJ) $(B)/libmscore.a
 	$(CC) $(CFLAGS) $^ -o $@ $(UI_LIBS) $(LDLIBS)
 
+VIZ_TEST_OBJ := $(filter-out $(B)/viz/termdraw.o,$(VIZ_OBJ))
+
+# the viz renderers run headless: their objects but not termdraw.o (ncurses), plus libpng
+$(B)/tests/test_viz: tests/test_viz.c $(VIZ_TEST_OBJ) $(B)/libmscore.a $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(VIZ_TEST_OBJ) $(B)/libmscore.a -o $@ -lpng -lz $(LDLIBS)
+
 $(B)/tests/%: tests/%.c $(B)/libmscore.a $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(B)/libmscore.a -o $@ $(LDLIBS)
@@ -65,3 +72,6 @@ debug:
 # clean: remove build outputs
 clean:
 	rm -rf build build-debug metastate
+
+# Further targets live in mk/*.mk (fuzzing, CUDA), one file per concern.
+-include $(wildcard mk/*.mk)

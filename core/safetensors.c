@@ -256,17 +256,35 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 /* Writes parts to a temporary file beside path and renames it into place. */
-static int write_parts_atomic(const char *path, const void *const *bufs, const size_t *lens, int nparts,
+static int write_parts_atomic(const char *path_in, const void *const *bufs, const size_t *lens, int nparts,
                               ms_err *err)
 {
+    /* Only a regular file is ever replaced; a symbolic link is followed so
+     * the file it names is replaced, not the link. */
+    struct stat sb;
+    char *resolved = NULL;
+    const char *path = path_in;
+    if (lstat(path_in, &sb) == 0) {
+        if (S_ISLNK(sb.st_mode)) {
+            resolved = realpath(path_in, NULL);
+            if (resolved && stat(resolved, &sb) == 0) path = resolved;
+        }
+        if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+            ms_seterr(err, "%s: exists and is not a regular file; not replaced", path_in);
+            free(resolved);
+            return -1;
+        }
+    }
+    int rc = -1;
     size_t pl = strlen(path);
     char *tmp = malloc(pl + 16);
-    if (!tmp) { ms_seterr(err, "%s: out of memory", path); return -1; }
+    if (!tmp) { ms_seterr(err, "%s: out of memory", path); free(resolved); return -1; }
     snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         ms_seterr(err, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
         free(tmp);
+        free(resolved);
         return -1;
     }
     fchmod(fd, 0644);
@@ -296,13 +314,15 @@ static int write_parts_atomic(const char *path, const void *const *bufs, const s
         if (dfd >= 0) { fsync(dfd); close(dfd); }
         free(dup);
     }
-    free(tmp);
-    return 0;
+    rc = 0;
+    goto out;
 fail:
     if (fd >= 0) close(fd);
     unlink(tmp);
+out:
     free(tmp);
-    return -1;
+    free(resolved);
+    return rc;
 }
 
 int ms_write_atomic(const char *path, const void *buf, size_t len, ms_err *err)

@@ -1,0 +1,1032 @@
+/* commands.c: the command table and its handlers (see commands.h).
+ *
+ * A handler receives its words already counted against the table, checks
+ * every value before it touches the session, and describes its result twice:
+ * text lines (out_text) for people and fields (out_obj) for --json.  On a
+ * bad value it returns -1 with one line in c->err saying what was wrong and
+ * what is valid; cmd_run_line() reports it.
+ */
+#define _GNU_SOURCE   /* strcasestr */
+#include "commands.h"
+#include "args.h"
+#include "safetensors.h"
+#include "statefile.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+struct cmd_call {
+    cmd_env *e;
+    sess *s;
+    out *o;
+    int argc;
+    char **argv;
+    const char *rest;     /* raw text after the command name and one space */
+    ms_err *err;
+};
+
+#define CMD_MAX_N 1000000        /* most tokens one gen/step may produce */
+#define CMD_MAX_FILE (256L << 20) /* largest file score @FILE reads */
+#define CMD_MAX_DEPTH 16         /* source nesting */
+#define CMD_SHOW_MAX 4096        /* bytes of fed text shown in text mode */
+
+/* ---- small helpers ---- */
+
+/* Fail with a message; every %s taken from user input must go through
+ * cmd_q() so that junk bytes cannot reach the terminal. */
+static int cmd_fail(cmd_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int cmd_fail(cmd_call *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* quoted user input for messages; up to 4 live at once */
+static const char *cmd_q(const char *s)
+{
+    static char buf[4][200];
+    static int k;
+    k = (k + 1) % 4;
+    return arg_quote(s, buf[k], sizeof buf[k]);
+}
+
+typedef struct { char *b; size_t len, cap; int oom; } cmd_sbuf;
+
+static void cmd_sb_add(cmd_sbuf *sb, const char *s, size_t n)
+{
+    if (sb->oom) return;
+    if (sb->len + n + 1 > sb->cap) {
+        size_t cap = sb->cap ? sb->cap : 256;
+        while (cap < sb->len + n + 1) cap *= 2;
+        char *b = realloc(sb->b, cap);
+        if (!b) { sb->oom = 1; return; }
+        sb->b = b;
+        sb->cap = cap;
+    }
+    memcpy(sb->b + sb->len, s, n);
+    sb->len += n;
+    sb->b[sb->len] = 0;
+}
+
+/* Files are written by a temporary file and a rename over the target; a
+ * target that exists and is not a regular file (/dev/null, a fifo, a
+ * directory) would be replaced or fail late, so it is refused up front. */
+static int cmd_check_target(cmd_call *c, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+        return cmd_fail(c, "'%s' exists and is not a regular file; files are written only as regular files",
+                        cmd_q(path));
+    return 0;
+}
+
+static const ms_config *cmd_cfg(cmd_call *c) { return &c->s->model->cfg; }
+
+static cJSON *cmd_int_array(const int *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+/* the printable rendering of one token between quotes (a quote in it as
+ * \"), into buf */
+static const char *cmd_tok(cmd_call *c, int id, char *buf, size_t cap)
+{
+    char r[256];
+    ms_tok_render(c->s->tok, id, r, sizeof r);
+    size_t k = 0;
+    buf[k++] = '"';
+    for (const char *p = r; *p && k + 4 < cap; p++) {
+        if (*p == '"') buf[k++] = '\\';
+        buf[k++] = *p;
+    }
+    buf[k++] = '"';
+    buf[k] = 0;
+    return buf;
+}
+
+static void cmd_add_tok(cmd_call *c, cJSON *obj, int id)
+{
+    char r[256];
+    ms_tok_render(c->s->tok, id, r, sizeof r);
+    out_add_str(obj, "token", r, strlen(r));
+}
+
+/* Snapshot lookup with a message that names the known ones. */
+static int cmd_find_snap(cmd_call *c, const char *name)
+{
+    int i = sess_snap_find(c->s, name);
+    if (i >= 0) return i;
+    sess *s = c->s;
+    if (s->n_snaps == 0) {
+        cmd_fail(c, "no snapshot '%s' (there are none; 'snap' makes one)", cmd_q(name));
+        return -1;
+    }
+    char list[300] = "";
+    size_t len = 0;
+    for (int k = 0; k < s->n_snaps && len < sizeof list - 8; k++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", s->snaps[k].name);
+    if (len >= sizeof list - 8) snprintf(list + sizeof list - 8, 8, ", ...");
+    cmd_fail(c, "no snapshot '%s' (snapshots: %s)", cmd_q(name), list);
+    return -1;
+}
+
+/* ---- decoding fed tokens into text ---- */
+
+typedef struct {
+    cmd_call *c;
+    cmd_sbuf text;
+    ms_utf8buf u;
+    int stream;          /* 1: also print each piece as it comes (gen) */
+    int *ids;            /* the ids fed, for JSON (gen) */
+    int n_ids, cap_ids;
+} cmd_decoder;
+
+static void cmd_dec_piece(cmd_decoder *d, const char *piece, size_t n)
+{
+    cmd_sb_add(&d->text, piece, n);
+    if (d->stream) out_raw(d->c->o, piece, n);
+}
+
+static void cmd_dec_token(void *ctx, int id)
+{
+    cmd_decoder *d = ctx;
+    char piece[4096];
+    size_t n = ms_tok_decode_stream(d->c->s->tok, &d->u, id, piece, sizeof piece);
+    cmd_dec_piece(d, piece, n);
+    if (d->n_ids == d->cap_ids) {
+        int cap = d->cap_ids ? 2 * d->cap_ids : 64;
+        int *v = realloc(d->ids, (size_t)cap * sizeof(int));
+        if (!v) { d->text.oom = 1; return; }
+        d->ids = v;
+        d->cap_ids = cap;
+    }
+    d->ids[d->n_ids++] = id;
+}
+
+static void cmd_dec_flush(cmd_decoder *d)
+{
+    char piece[64];
+    size_t n = ms_tok_decode_flush(&d->u, piece, sizeof piece);
+    cmd_dec_piece(d, piece, n);
+}
+
+static void cmd_dec_free(cmd_decoder *d)
+{
+    free(d->text.b);
+    free(d->ids);
+}
+
+/* Feed ids (already checked) and report: text line and JSON fields. */
+static int cmd_feed_report(cmd_call *c, const int *ids, int n)
+{
+    cmd_decoder d;
+    memset(&d, 0, sizeof d);
+    d.c = c;
+    int done;
+    int rc = sess_feed(c->s, ids, n, cmd_dec_token, &d, &done, c->err);
+    cmd_dec_flush(&d);
+    if (rc == 0) {
+        const char *txt = d.text.b ? d.text.b : "";
+        size_t show = d.text.len < CMD_SHOW_MAX ? d.text.len : CMD_SHOW_MAX;
+        char *q = malloc(show * 4 + 8);
+        if (q) arg_quote_n(txt, show, q, show * 4 + 8);
+        out_text(c->o, "+%d token%s, position %" PRId64 ": \"%s\"%s%s%s", done, done == 1 ? "" : "s",
+                 c->s->cur.position, q ? q : "", show < d.text.len ? " (shown in part)" : "",
+                 done < n ? " (interrupted)" : "", d.text.oom ? " (text incomplete: out of memory)" : "");
+        free(q);
+        cJSON *o = out_obj(c->o);
+        cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+        cJSON_AddItemToObject(o, "tokens", cmd_int_array(ids, done));
+        out_add_str(o, "text", txt, d.text.len);
+        if (done < n) cJSON_AddTrueToObject(o, "interrupted");
+        if (d.text.oom) cJSON_AddTrueToObject(o, "text_incomplete");
+    }
+    cmd_dec_free(&d);
+    return rc;
+}
+
+/* ---- model ---- */
+
+static int cmd_load(cmd_call *c)
+{
+    int dropped = 0;
+    if (sess_load(c->s, c->argv[0], &dropped, c->err) != 0) return -1;
+    char sum[96];
+    ms_statefile_model_summary(c->s->model, sum, sizeof sum);
+    char q[1200], note[80] = "";
+    if (dropped)
+        snprintf(note, sizeof note, " (%d snapshot%s of the previous model dropped)", dropped, dropped == 1 ? "" : "s");
+    out_text(c->o, "loaded %s: %s, tokenizer %s%s", arg_quote_n(c->argv[0], strlen(c->argv[0]), q, sizeof q),
+             sum, c->s->tok_desc, note);
+    cJSON *o = out_obj(c->o);
+    out_add_str(o, "path", c->argv[0], strlen(c->argv[0]));
+    cJSON_AddStringToObject(o, "model", sum);
+    cJSON_AddNumberToObject(o, "dropped_snapshots", dropped);
+    return 0;
+}
+
+static void cmd_human_bytes(double b, char *buf, size_t cap)
+{
+    if (b >= 1e9) snprintf(buf, cap, "%.2f GB", b / 1e9);
+    else if (b >= 1e6) snprintf(buf, cap, "%.2f MB", b / 1e6);
+    else if (b >= 1e3) snprintf(buf, cap, "%.1f kB", b / 1e3);
+    else snprintf(buf, cap, "%.0f B", b);
+}
+
+static int cmd_info(cmd_call *c)
+{
+    const ms_model *m = c->s->model;
+    const ms_config *g = &m->cfg;
+    char sum[96], hash[24], bpt[32], sb[32];
+    ms_statefile_model_summary(m, sum, sizeof sum);
+    snprintf(hash, sizeof hash, "%016" PRIx64, m->weights_hash);
+    size_t state_bytes = ms_state_len(g) * sizeof(float);
+    size_t bytes_tok = ms_model_bytes_per_token(m);
+    size_t params = ms_model_n_params(m);
+    cmd_human_bytes((double)bytes_tok, bpt, sizeof bpt);
+    cmd_human_bytes((double)state_bytes, sb, sizeof sb);
+    cJSON *meta = cJSON_Parse(m->meta_json ? m->meta_json : "{}");
+    const char *growth = NULL, *notes = NULL, *trained = NULL;
+    if (meta) {
+        cJSON *x;
+        if ((x = cJSON_GetObjectItemCaseSensitive(meta, "growth")) && cJSON_IsString(x)) growth = x->valuestring;
+        if ((x = cJSON_GetObjectItemCaseSensitive(meta, "notes")) && cJSON_IsString(x)) notes = x->valuestring;
+        if ((x = cJSON_GetObjectItemCaseSensitive(meta, "trained_on")) && cJSON_IsString(x)) trained = x->valuestring;
+    }
+    char sse[64];
+    if (g->sse_heads) snprintf(sse, sizeof sse, "%d (heads 0..%d of each layer)", g->sse_heads, g->sse_heads - 1);
+    else snprintf(sse, sizeof sse, "0 (plain RWKV-7 ChannelMix)");
+    char q1[160], q2[700], q3[160];
+    char qp[1200];
+    out_text(c->o, "model       %s", m->path ? arg_quote_n(m->path, strlen(m->path), qp, sizeof qp) : "?");
+    out_text(c->o, "shape       %s", sum);
+    out_text(c->o, "            layers %d, n_embd %d, heads %d x %d, dim_att %d, vocab %d",
+             g->n_layer, g->n_embd, g->n_head, g->head_size, g->dim_att, g->vocab);
+    out_text(c->o, "param tokens %d", g->n_ptok);
+    out_text(c->o, "SSE heads   %s", sse);
+    out_text(c->o, "LoRA dims   w %d, a %d, v %d, g %d", g->d_w, g->d_a, g->d_v, g->d_g);
+    if (g->n_experts > 1) out_text(c->o, "experts     %d, top %d per token", g->n_experts, g->top_k);
+    out_text(c->o, "weights     %s, %zu parameters, %zu bytes read per token (%s), hash %s",
+             ms_dtype_name(g->wtype), params, bytes_tok, bpt, hash);
+    out_text(c->o, "state       %zu floats, %zu bytes (%s)", ms_state_len(g), state_bytes, sb);
+    out_text(c->o, "backend     %s, %d threads", c->e->backend, ms_get_threads());
+    out_text(c->o, "tokenizer   %s", c->s->tok_desc);
+    out_text(c->o, "growth      %s", growth ? arg_quote_n(growth, strlen(growth), q2, sizeof q2) : "none");
+    if (trained) out_text(c->o, "trained on  %s", arg_quote_n(trained, strlen(trained), q1, sizeof q1));
+    if (notes) out_text(c->o, "notes       %s", arg_quote_n(notes, strlen(notes), q3, sizeof q3));
+
+    cJSON *o = out_obj(c->o);
+    out_add_str(o, "path", m->path ? m->path : "", m->path ? strlen(m->path) : 0);
+    cJSON_AddStringToObject(o, "model", sum);
+    cJSON_AddNumberToObject(o, "n_layer", g->n_layer);
+    cJSON_AddNumberToObject(o, "n_embd", g->n_embd);
+    cJSON_AddNumberToObject(o, "n_head", g->n_head);
+    cJSON_AddNumberToObject(o, "head_size", g->head_size);
+    cJSON_AddNumberToObject(o, "dim_att", g->dim_att);
+    cJSON_AddNumberToObject(o, "vocab", g->vocab);
+    cJSON_AddNumberToObject(o, "n_ptok", g->n_ptok);
+    cJSON_AddNumberToObject(o, "sse_heads", g->sse_heads);
+    cJSON *lora = cJSON_AddObjectToObject(o, "lora");
+    cJSON_AddNumberToObject(lora, "w", g->d_w);
+    cJSON_AddNumberToObject(lora, "a", g->d_a);
+    cJSON_AddNumberToObject(lora, "v", g->d_v);
+    cJSON_AddNumberToObject(lora, "g", g->d_g);
+    cJSON_AddNumberToObject(o, "n_experts", g->n_experts);
+    cJSON_AddNumberToObject(o, "top_k", g->top_k);
+    cJSON_AddStringToObject(o, "dtype", ms_dtype_name(g->wtype));
+    cJSON_AddNumberToObject(o, "params", (double)params);
+    cJSON_AddNumberToObject(o, "bytes_per_token", (double)bytes_tok);
+    cJSON_AddNumberToObject(o, "state_bytes", (double)state_bytes);
+    cJSON_AddStringToObject(o, "weights_hash", hash);
+    cJSON_AddStringToObject(o, "backend", c->e->backend);
+    cJSON_AddNumberToObject(o, "threads", ms_get_threads());
+    out_add_str(o, "tokenizer", c->s->tok_desc, strlen(c->s->tok_desc));
+    if (growth) out_add_str(o, "growth", growth, strlen(growth));
+    else cJSON_AddNullToObject(o, "growth");
+    if (trained) out_add_str(o, "trained_on", trained, strlen(trained));
+    if (notes) out_add_str(o, "notes", notes, strlen(notes));
+    cJSON_Delete(meta);
+    return 0;
+}
+
+static int cmd_reset(cmd_call *c)
+{
+    sess_reset(c->s);
+    out_text(c->o, "zero state, position 0 (RNG reseeded with seed %" PRIu64 ")", c->s->cur.sampler.seed);
+    cJSON_AddNumberToObject(out_obj(c->o), "position", 0);
+    return 0;
+}
+
+/* ---- run ---- */
+
+static int cmd_feed(cmd_call *c)
+{
+    char *bytes;
+    size_t len;
+    int *ids = NULL, n = 0;
+    if (!*c->rest)
+        return cmd_fail(c, "needs text: the rest of the line, with escapes \\n \\t \\r \\\\ \\xNN");
+    if (arg_unescape(c->rest, &bytes, &len, c->err->msg, sizeof c->err->msg) != 0) return -1;
+    int rc = sess_encode(c->s, bytes, len, &ids, &n, c->err);
+    free(bytes);
+    if (rc != 0) return -1;
+    if (n == 0) {
+        free(ids);
+        return cmd_fail(c, "the text gives no tokens");
+    }
+    rc = cmd_feed_report(c, ids, n);
+    free(ids);
+    return rc;
+}
+
+static int cmd_feed_tokens(cmd_call *c)
+{
+    int V = cmd_cfg(c)->vocab;
+    int *ids = malloc((size_t)c->argc * sizeof(int));
+    if (!ids) return cmd_fail(c, "out of memory");
+    for (int i = 0; i < c->argc; i++) {
+        long v;
+        if (arg_long(c->argv[i], 0, V - 1, &v) != 0) {
+            free(ids);
+            return cmd_fail(c, "token id must be an integer from 0 to %d, got '%s'", V - 1, cmd_q(c->argv[i]));
+        }
+        ids[i] = (int)v;
+    }
+    int rc = cmd_feed_report(c, ids, c->argc);
+    free(ids);
+    return rc;
+}
+
+static int cmd_count_arg(cmd_call *c, int i, long dflt, long *n)
+{
+    *n = dflt;
+    if (c->argc > i && arg_long(c->argv[i], 1, CMD_MAX_N, n) != 0)
+        return cmd_fail(c, "N must be an integer from 1 to %d, got '%s'", CMD_MAX_N, cmd_q(c->argv[i]));
+    return 0;
+}
+
+static int cmd_need_logits(cmd_call *c, const char *why)
+{
+    if (c->s->cur.has_logits) return 0;
+    return cmd_fail(c, "no logits yet at position %" PRId64 ": feed a token first (%s)",
+                    c->s->cur.position, why);
+}
+
+static int cmd_gen(cmd_call *c)
+{
+    long n;
+    if (cmd_count_arg(c, 0, 0, &n) != 0 || cmd_need_logits(c, "gen samples from them") != 0) return -1;
+    cmd_decoder d;
+    memset(&d, 0, sizeof d);
+    d.c = c;
+    d.stream = 1;
+    int rc = 0;
+    long i;
+    for (i = 0; i < n && !sess_interrupted(c->s); i++) {
+        int id = sess_sample(c->s, c->err), done;
+        if (id < 0 || sess_feed(c->s, &id, 1, cmd_dec_token, &d, &done, c->err) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    cmd_dec_flush(&d);
+    if (c->o->col) out_raw(c->o, "\n", 1);
+    if (rc == 0) {
+        if (i < n) out_text(c->o, "(interrupted after %ld of %ld tokens)", i, n);
+        cJSON *o = out_obj(c->o);
+        cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+        cJSON_AddItemToObject(o, "tokens", cmd_int_array(d.ids, d.n_ids));
+        out_add_str(o, "text", d.text.b ? d.text.b : "", d.text.len);
+        if (i < n) cJSON_AddTrueToObject(o, "interrupted");
+    }
+    cmd_dec_free(&d);
+    return rc;
+}
+
+static int cmd_step(cmd_call *c)
+{
+    long n;
+    if (cmd_count_arg(c, 0, 1, &n) != 0 || cmd_need_logits(c, "step samples from them") != 0) return -1;
+    cJSON *steps = cJSON_AddArrayToObject(out_obj(c->o), "steps");
+    long i;
+    for (i = 0; i < n && !sess_interrupted(c->s); i++) {
+        sess_probs(c->s);
+        int id = sess_sample(c->s, c->err), done;
+        if (id < 0) return -1;
+        float p = c->s->probs[id];   /* the model's probability, temperature 1 */
+        if (sess_feed(c->s, &id, 1, NULL, NULL, &done, c->err) != 0) return -1;
+        char t[300];
+        out_text(c->o, "%8" PRId64 "  %6d  %-14s p=%.6f", c->s->cur.position, id, cmd_tok(c, id, t, sizeof t), p);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "position", (double)c->s->cur.position);
+        cJSON_AddNumberToObject(e, "id", id);
+        cmd_add_tok(c, e, id);
+        cJSON_AddNumberToObject(e, "p", p);
+        cJSON_AddItemToArray(steps, e);
+    }
+    if (i < n) {
+        out_text(c->o, "(interrupted after %ld of %ld tokens)", i, n);
+        cJSON_AddTrueToObject(out_obj(c->o), "interrupted");
+    }
+    cJSON_AddNumberToObject(out_obj(c->o), "position", (double)c->s->cur.position);
+    return 0;
+}
+
+static int cmd_top(cmd_call *c)
+{
+    int V = cmd_cfg(c)->vocab;
+    long k = V < 10 ? V : 10;
+    if (c->argc && arg_long(c->argv[0], 1, V, &k) != 0)
+        return cmd_fail(c, "K must be an integer from 1 to %d, got '%s'", V, cmd_q(c->argv[0]));
+    if (cmd_need_logits(c, "top shows the next-token distribution") != 0) return -1;
+    int *ids = malloc((size_t)k * sizeof(int));
+    float *p = malloc((size_t)k * sizeof(float));
+    if (!ids || !p || sess_top(c->s, (int)k, ids, p, c->err) != 0) {
+        if (!ids || !p) cmd_fail(c, "out of memory");
+        free(ids);
+        free(p);
+        return -1;
+    }
+    out_text(c->o, "position %" PRId64 ", next token, top %ld of %d:", c->s->cur.position, k, V);
+    cJSON *o = out_obj(c->o);
+    cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+    cJSON *arr = cJSON_AddArrayToObject(o, "top");
+    for (long i = 0; i < k; i++) {
+        char t[300];
+        out_text(c->o, "  %.6f  %6d  %s", p[i], ids[i], cmd_tok(c, ids[i], t, sizeof t));
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "id", ids[i]);
+        cmd_add_tok(c, e, ids[i]);
+        cJSON_AddNumberToObject(e, "p", p[i]);
+        cJSON_AddItemToArray(arr, e);
+    }
+    free(ids);
+    free(p);
+    return 0;
+}
+
+/* whole file into memory (up to CMD_MAX_FILE bytes) */
+static int cmd_read_file(cmd_call *c, const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return cmd_fail(c, "cannot open '%s': %s", cmd_q(path), strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return cmd_fail(c, "'%s' is not a regular file", cmd_q(path));
+    }
+    if (st.st_size > CMD_MAX_FILE) {
+        fclose(f);
+        return cmd_fail(c, "'%s' is %lld bytes; score reads at most %ld", cmd_q(path),
+                        (long long)st.st_size, CMD_MAX_FILE);
+    }
+    char *b = malloc((size_t)st.st_size + 1);
+    size_t n = b ? fread(b, 1, (size_t)st.st_size, f) : 0;
+    int bad = !b || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return cmd_fail(c, "cannot read '%s'%s", cmd_q(path), b ? "" : ": out of memory");
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static int cmd_score(cmd_call *c)
+{
+    char *bytes;
+    size_t len;
+    if (!*c->rest) return cmd_fail(c, "needs TEXT (with escapes) or @FILE");
+    if (c->rest[0] == '@') {
+        if (!c->rest[1]) return cmd_fail(c, "@ needs a file name: score @FILE");
+        if (cmd_read_file(c, c->rest + 1, &bytes, &len) != 0) return -1;
+    } else if (arg_unescape(c->rest, &bytes, &len, c->err->msg, sizeof c->err->msg) != 0) {
+        return -1;
+    }
+    int *ids = NULL, n = 0;
+    int rc = sess_encode(c->s, bytes, len, &ids, &n, c->err);
+    free(bytes);
+    if (rc != 0) return -1;
+    sess_score_result r;
+    rc = sess_score(c->s, ids, n, &r, c->err);
+    free(ids);
+    if (rc != 0) return -1;
+    double bpt = r.bits / (double)r.scored;
+    double bpb = r.bytes ? r.bits / (double)r.bytes : NAN;
+    char bb[48];
+    if (r.bytes) snprintf(bb, sizeof bb, "%.6f bits/byte", bpb);
+    else snprintf(bb, sizeof bb, "bits/byte undefined (0 bytes)");
+    out_text(c->o, "%ld token%s, %ld bytes: %.6f bits/token, %s%s", r.scored, r.scored == 1 ? "" : "s",
+             r.bytes, bpt, bb,
+             r.skipped_first ? " (from the 2nd token on: there are no logits before the first)" : "");
+    cJSON *o = out_obj(c->o);
+    cJSON_AddNumberToObject(o, "bits_per_token", bpt);
+    if (r.bytes) cJSON_AddNumberToObject(o, "bits_per_byte", bpb);
+    else cJSON_AddNullToObject(o, "bits_per_byte");
+    cJSON_AddNumberToObject(o, "tokens", (double)r.scored);
+    cJSON_AddNumberToObject(o, "bytes", (double)r.bytes);
+    cJSON_AddNumberToObject(o, "bits", r.bits);
+    cJSON_AddBoolToObject(o, "skipped_first", r.skipped_first);
+    cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+    return 0;
+}
+
+static int cmd_save_logits(cmd_call *c)
+{
+    if (cmd_need_logits(c, "there is nothing to save") != 0 || cmd_check_target(c, c->argv[0]) != 0) return -1;
+    int V = cmd_cfg(c)->vocab;
+    /* float32 little-endian: the host order on every supported machine */
+    if (ms_write_atomic(c->argv[0], c->s->cur.logits, (size_t)V * sizeof(float), c->err) != 0) return -1;
+    out_text(c->o, "wrote %d logits (position %" PRId64 ", float32 LE) to %s", V, c->s->cur.position,
+             cmd_q(c->argv[0]));
+    cJSON *o = out_obj(c->o);
+    out_add_str(o, "path", c->argv[0], strlen(c->argv[0]));
+    cJSON_AddNumberToObject(o, "count", V);
+    cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+    return 0;
+}
+
+static void cmd_report_sampler(cmd_call *c, const ms_sampler *sm)
+{
+    out_text(c->o, "sampler: temp=%g top_p=%g top_k=%d seed=%" PRIu64, sm->temp, sm->top_p, sm->top_k, sm->seed);
+    cJSON *o = cJSON_AddObjectToObject(out_obj(c->o), "sampler");
+    char seed[24];
+    snprintf(seed, sizeof seed, "%" PRIu64, sm->seed);
+    cJSON_AddNumberToObject(o, "temp", sm->temp);
+    cJSON_AddNumberToObject(o, "top_p", sm->top_p);
+    cJSON_AddNumberToObject(o, "top_k", sm->top_k);
+    cJSON_AddStringToObject(o, "seed", seed);
+}
+
+static const char *const cmd_sampler_keys[] = { "temp", "top_p", "top_k", "seed" };
+
+static int cmd_set_sampler(cmd_call *c)
+{
+    ms_sampler sm = c->s->cur.sampler;
+    int V = cmd_cfg(c)->vocab, reseed = 0;
+    uint64_t seed = 0;
+    for (int i = 0; i < c->argc; i++) {
+        const char *a = c->argv[i], *eq = strchr(a, '=');
+        char key[16];
+        size_t kl = eq ? (size_t)(eq - a) : strlen(a);
+        snprintf(key, sizeof key, "%.*s", kl < sizeof key ? (int)kl : 15, a);
+        const char *v = eq ? eq + 1 : "";
+        double d;
+        long l;
+        if (!eq || kl >= sizeof key) {
+            return cmd_fail(c, "'%s' is not KEY=VALUE (keys: temp top_p top_k seed)", cmd_q(a));
+        } else if (!strcmp(key, "temp")) {
+            if (arg_double(v, 0, 100, &d) != 0)
+                return cmd_fail(c, "temp must be a number from 0 (greedy) to 100, got '%s'", cmd_q(v));
+            sm.temp = (float)d;
+        } else if (!strcmp(key, "top_p")) {
+            if (arg_double(v, 0, 1, &d) != 0 || d <= 0)
+                return cmd_fail(c, "top_p must be a number in (0, 1] (1 = off), got '%s'", cmd_q(v));
+            sm.top_p = (float)d;
+        } else if (!strcmp(key, "top_k")) {
+            if (arg_long(v, 0, V, &l) != 0)
+                return cmd_fail(c, "top_k must be an integer from 0 (off) to %d, got '%s'", V, cmd_q(v));
+            sm.top_k = (int)l;
+        } else if (!strcmp(key, "seed")) {
+            if (arg_u64(v, &seed) != 0)
+                return cmd_fail(c, "seed must be an integer from 0 to %" PRIu64 ", got '%s'", UINT64_MAX, cmd_q(v));
+            reseed = 1;
+        } else {
+            int k = arg_nearest(key, cmd_sampler_keys, 4);
+            if (k >= 0) return cmd_fail(c, "unknown key '%s'; did you mean '%s'?", cmd_q(key), cmd_sampler_keys[k]);
+            return cmd_fail(c, "unknown key '%s' (keys: temp top_p top_k seed)", cmd_q(key));
+        }
+    }
+    if (reseed) ms_sampler_reseed(&sm, seed);
+    c->s->cur.sampler = sm;
+    cmd_report_sampler(c, &sm);
+    return 0;
+}
+
+/* ---- snapshots ---- */
+
+static int cmd_snap(cmd_call *c)
+{
+    char name[SESS_NAME_MAX];
+    if (c->argc) {
+        if (sess_name_check(c->argv[0], c->err) != 0) return -1;
+        snprintf(name, sizeof name, "%s", c->argv[0]);
+    } else {
+        sess_snap_autoname(c->s, name, sizeof name);
+    }
+    if (sess_snap_add(c->s, name, c->err) != 0) return -1;
+    out_text(c->o, "snapshot %s at position %" PRId64, name, c->s->cur.position);
+    cJSON *o = out_obj(c->o);
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+    return 0;
+}
+
+/* the last few tokens of a point as text, for listings */
+static void cmd_tail(cmd_call *c, const sess_point *p, char *buf, size_t cap)
+{
+    ms_utf8buf u;
+    memset(&u, 0, sizeof u);
+    char raw[256];
+    size_t len = 0;
+    int from = p->n_tokens > 16 ? p->n_tokens - 16 : 0;
+    for (int i = from; i < p->n_tokens; i++)
+        len += ms_tok_decode_stream(c->s->tok, &u, p->tokens[i], raw + len, sizeof raw - len);
+    len += ms_tok_decode_flush(&u, raw + len, sizeof raw - len);
+    const char *r = raw;
+    if (len > 40) { r = raw + len - 40; len = 40; while (len && ((unsigned char)*r & 0xC0) == 0x80) { r++; len--; } }
+    arg_quote_n(r, len, buf, cap);
+}
+
+static int cmd_snaps(cmd_call *c)
+{
+    sess *s = c->s;
+    cJSON *arr = cJSON_AddArrayToObject(out_obj(c->o), "snaps");
+    if (!s->n_snaps) out_text(c->o, "no snapshots ('snap [NAME]' makes one)");
+    for (int i = 0; i < s->n_snaps; i++) {
+        const sess_point *p = &s->snaps[i].pt;
+        char tail[200];
+        cmd_tail(c, p, tail, sizeof tail);
+        out_text(c->o, "  %-12s position %-8" PRId64 " %s\"%s\"", s->snaps[i].name, p->position,
+                 p->has_logits ? "" : "(no logits) ", tail);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", s->snaps[i].name);
+        cJSON_AddNumberToObject(e, "position", (double)p->position);
+        cJSON_AddNumberToObject(e, "n_tokens", p->n_tokens);
+        cJSON_AddBoolToObject(e, "has_logits", p->has_logits);
+        cJSON_AddItemToArray(arr, e);
+    }
+    return 0;
+}
+
+static int cmd_restore(cmd_call *c)
+{
+    int i = cmd_find_snap(c, c->argv[0]);
+    if (i < 0 || sess_restore(c->s, i, c->err) != 0) return -1;
+    const ms_sampler *sm = &c->s->cur.sampler;
+    out_text(c->o, "restored %s: position %" PRId64 ", sampler temp=%g top_p=%g top_k=%d seed=%" PRIu64,
+             c->argv[0], c->s->cur.position, sm->temp, sm->top_p, sm->top_k, sm->seed);
+    cJSON *o = out_obj(c->o);
+    cJSON_AddStringToObject(o, "name", c->argv[0]);
+    cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+    return 0;
+}
+
+static int cmd_drop(cmd_call *c)
+{
+    int i = cmd_find_snap(c, c->argv[0]);
+    if (i < 0) return -1;
+    sess_snap_drop(c->s, i);
+    out_text(c->o, "dropped %s", c->argv[0]);
+    cJSON_AddStringToObject(out_obj(c->o), "name", c->argv[0]);
+    return 0;
+}
+
+static int cmd_save(cmd_call *c)
+{
+    const char *what = "now", *path = c->argv[c->argc - 1];
+    const sess_point *pt = &c->s->cur;
+    if (c->argc == 2 && strcmp(c->argv[0], "now") != 0) {
+        int i = cmd_find_snap(c, c->argv[0]);
+        if (i < 0) return -1;
+        what = c->s->snaps[i].name;
+        pt = &c->s->snaps[i].pt;
+    }
+    if (cmd_check_target(c, path) != 0 || sess_save(c->s, pt, path, c->err) != 0) return -1;
+    out_text(c->o, "saved %s (position %" PRId64 "%s) to %s", what, pt->position,
+             pt->has_logits ? "" : ", no logits", cmd_q(path));
+    cJSON *o = out_obj(c->o);
+    cJSON_AddStringToObject(o, "name", what);
+    out_add_str(o, "path", path, strlen(path));
+    cJSON_AddNumberToObject(o, "position", (double)pt->position);
+    return 0;
+}
+
+/* default snapshot name for a file: its stem, other characters as '_' */
+static void cmd_stem(const char *path, char *name, size_t cap)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    const char *dot = strrchr(b, '.');
+    size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
+    if (n >= cap) n = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = b[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || ch == '-' || ch == '.';
+        name[i] = ok ? ch : '_';
+    }
+    name[n] = 0;
+    if (name[0] == '-' || name[0] == '.') name[0] = '_';
+    if (!n || !strcmp(name, "now")) snprintf(name, cap, "state");
+}
+
+static int cmd_open(cmd_call *c)
+{
+    const char *pos[2];
+    int npos = 0, force = 0;
+    for (int i = 0; i < c->argc; i++) {
+        if (!strcmp(c->argv[i], "--force")) force = 1;
+        else if (npos < 2) pos[npos++] = c->argv[i];
+        else return cmd_fail(c, "too many arguments (usage: open PATH [NAME] [--force])");
+    }
+    if (!npos) return cmd_fail(c, "needs PATH (usage: open PATH [NAME] [--force])");
+    char name[SESS_NAME_MAX];
+    if (npos == 2) {
+        if (sess_name_check(pos[1], c->err) != 0) return -1;
+        snprintf(name, sizeof name, "%s", pos[1]);
+    } else {
+        cmd_stem(pos[0], name, sizeof name);
+        if (sess_snap_find(c->s, name) >= 0)
+            return cmd_fail(c, "snapshot '%s' already exists; name this one: open PATH NAME", name);
+    }
+    int imported = 0, forced = 0;
+    if (sess_open(c->s, pos[0], name, force, &imported, &forced, c->err) != 0) return -1;
+    out_text(c->o, "opened %s as snapshot %s and restored it: position %" PRId64 "%s%s%s", cmd_q(pos[0]), name,
+             c->s->cur.position, c->s->cur.has_logits ? "" : ", no logits (feed a token)",
+             imported ? "; imported a time_state file: att_x and ffn_x are zero" : "",
+             forced ? "; written by another model (--force)" : "");
+    cJSON *o = out_obj(c->o);
+    out_add_str(o, "path", pos[0], strlen(pos[0]));
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddNumberToObject(o, "position", (double)c->s->cur.position);
+    cJSON_AddBoolToObject(o, "has_logits", c->s->cur.has_logits);
+    cJSON_AddBoolToObject(o, "imported", imported);
+    cJSON_AddBoolToObject(o, "forced", forced);
+    return 0;
+}
+
+/* ---- session ---- */
+
+static int cmd_quit(cmd_call *c)
+{
+    c->e->quit = 1;
+    return 0;
+}
+
+static int cmd_source(cmd_call *c)
+{
+    if (c->e->depth >= CMD_MAX_DEPTH)
+        return cmd_fail(c, "'source' nested more than %d deep", CMD_MAX_DEPTH);
+    char msg[sizeof c->err->msg];
+    c->e->depth++;
+    int rc = cmd_run_file(c->e, c->argv[0], msg, sizeof msg);
+    c->e->depth--;
+    if (rc == -1) return cmd_fail(c, "%s", msg);
+    if (rc == -2) return cmd_fail(c, "stopped at the failing command above");
+    out_obj(c->o);
+    return 0;
+}
+
+static void cmd_describe(cmd_call *c, const cmd_def *d, cJSON *arr)
+{
+    char usage[80];
+    snprintf(usage, sizeof usage, "%s%s%s", d->name, d->args[0] ? " " : "", d->args);
+    if (strlen(usage) > 28) out_text(c->o, "  %s\n  %-28s %s%s", usage, "", d->help, d->fn ? "" : " (not in this version)");
+    else out_text(c->o, "  %-28s %s%s", usage, d->help, d->fn ? "" : " (not in this version)");
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "name", d->name);
+    cJSON_AddStringToObject(e, "args", d->args);
+    cJSON_AddStringToObject(e, "help", d->help);
+    cJSON_AddBoolToObject(e, "available", d->fn != NULL);
+    cJSON_AddItemToArray(arr, e);
+}
+
+static int cmd_help(cmd_call *c);
+static int cmd_apropos(cmd_call *c);
+
+/* ---- the table ---- */
+
+static const cmd_def cmd_defs[] = {
+    /* model */
+    { "load", "PATH", 1, 1, 0, "f", cmd_load, "load a model (.safetensors or rwkv.cpp .bin); the session restarts" },
+    { "info", "", 0, 0, 0, "-", cmd_info, "sizes, SSE heads, parameter tokens, dtype, bytes per token, state size, growth" },
+    { "reset", "", 0, 0, 0, "-", cmd_reset, "zero state, position 0, no logits; RNG reseeded" },
+    /* run */
+    { "feed", "TEXT", 1, -1, 1, "-", cmd_feed, "feed the rest of the line (escapes \\n \\t \\r \\\\ \\xNN)" },
+    { "feed-tokens", "ID...", 1, -1, 0, "-", cmd_feed_tokens, "feed token ids" },
+    { "step", "[N]", 0, 1, 0, "-", cmd_step, "sample and feed N tokens (1), one line each; an empty line repeats it" },
+    { "gen", "N", 1, 1, 0, "-", cmd_gen, "sample and feed N tokens, printing the text as it comes" },
+    { "top", "[K]", 0, 1, 0, "-", cmd_top, "the K most probable next tokens (10)" },
+    { "trace", "TEXT", 1, -1, 1, "-", NULL, "per position: token, top-1 next token, its probability" },
+    { "score", "TEXT|@FILE", 1, -1, 1, "f", cmd_score, "bits per token and per byte of the text from here; the state is kept" },
+    { "save-logits", "PATH", 1, 1, 0, "f", cmd_save_logits, "write the current logits as float32 LE" },
+    { "set-sampler", "[temp=T] [top_p=P] [top_k=K] [seed=S]", 0, 4, 0, "k", cmd_set_sampler,
+      "show or change the sampler; seed= reseeds its RNG" },
+    /* look */
+    { "view", "overview|L.H|sse L", 1, 2, 0, "-", NULL, "choose what the full-screen view shows" },
+    { "display", "TARGET", 1, 1, 0, "-", NULL, "print TARGET after every step" },
+    { "undisplay", "N", 1, 1, 0, "-", NULL, "stop a display" },
+    { "scale", "auto|lock|sym|log|p99", 1, 1, 0, "-", NULL, "colour scale of the heatmaps" },
+    { "export", "TARGET PATH", 2, 2, 0, "-f", NULL, "write a state part as .csv, .npy or .png" },
+    /* snapshots */
+    { "snap", "[NAME]", 0, 1, 0, "-", cmd_snap, "copy the current state, logits, tokens and sampler under NAME (s1, s2...)" },
+    { "snaps", "", 0, 0, 0, "-", cmd_snaps, "list the snapshots" },
+    { "restore", "NAME", 1, 1, 0, "s", cmd_restore, "make snapshot NAME the current state (exact bytes, sampler too)" },
+    { "drop", "NAME", 1, 1, 0, "s", cmd_drop, "forget snapshot NAME" },
+    { "save", "[NAME] PATH", 1, 2, 0, "Sf", cmd_save, "write the current state (or snapshot NAME) as a state file" },
+    { "open", "PATH [NAME] [--force]", 1, 3, 0, "f-", cmd_open,
+      "read a state file (or a RWKV-Runner time_state file) as snapshot NAME (the file stem) and restore it" },
+    /* edit, branches, replay, compare, scaling, experiments */
+    { "set", "TARGET VALUE", 2, 2, 0, "-", NULL, "set part of the state" },
+    { "zero", "TARGET", 1, 1, 0, "-", NULL, "zero part of the state" },
+    { "scale-state", "TARGET F", 2, 2, 0, "-", NULL, "multiply part of the state" },
+    { "noise", "TARGET SIGMA [SEED]", 2, 3, 0, "-", NULL, "add Gaussian noise to part of the state" },
+    { "patch", "TARGET from SNAP", 3, 3, 0, "--s", NULL, "copy part of a snapshot's state (activation patching)" },
+    { "fork", "NAME", 1, 1, 0, "-", NULL, "a new branch at the current point" },
+    { "branches", "", 0, 0, 0, "-", NULL, "the branch tree" },
+    { "switch", "NAME", 1, 1, 0, "-", NULL, "go to another branch" },
+    { "goto", "POS", 1, 1, 0, "-", NULL, "go to a position on the current branch" },
+    { "replay", "[FROM] [--verify]", 0, 2, 0, "s", NULL, "re-run the branch's tokens and edits" },
+    { "diff", "A B [TARGET]", 2, 3, 0, "s", NULL, "compare two snapshots, branches or now" },
+    { "grow", "tokens|sse|heads K", 2, 2, 0, "-", NULL, "grow the model, keeping its function" },
+    { "save-model", "PATH", 1, 1, 0, "f", NULL, "write the (grown) model" },
+    { "task", "NAME [LEN] [N] [SEED]", 1, 4, 0, "-", NULL, "run a state-tracking task" },
+    { "sweep", "patch L.* from SNAP", 4, 4, 0, "-", NULL, "one row per head: the metric after patching it" },
+    /* session */
+    { "source", "FILE", 1, 1, 0, "f", cmd_source, "run the commands in FILE (stops at the first failure)" },
+    { "record", "FILE", 1, 1, 0, "f", NULL, "record everything typed" },
+    { "history", "", 0, 0, 0, "-", NULL, "the commands typed so far" },
+    { "help", "[CMD]", 0, 1, 0, "c", cmd_help, "list the commands, or show one" },
+    { "apropos", "WORD", 1, 1, 0, "-", cmd_apropos, "commands whose name or help mentions WORD" },
+    { "quit", "", 0, 0, 0, "-", cmd_quit, "leave (also Ctrl-D)" },
+};
+#define CMD_N ((int)(sizeof cmd_defs / sizeof cmd_defs[0]))
+
+const cmd_def *cmd_table(int *n)
+{
+    *n = CMD_N;
+    return cmd_defs;
+}
+
+const cmd_def *cmd_lookup(const char *name)
+{
+    for (int i = 0; i < CMD_N; i++)
+        if (!strcmp(cmd_defs[i].name, name)) return &cmd_defs[i];
+    return NULL;
+}
+
+/* nearest command name to a typo, or NULL */
+static const char *cmd_nearest(const char *word)
+{
+    const char *names[CMD_N];
+    for (int i = 0; i < CMD_N; i++) names[i] = cmd_defs[i].name;
+    int k = arg_nearest(word, names, CMD_N);
+    return k >= 0 ? names[k] : NULL;
+}
+
+static int cmd_help(cmd_call *c)
+{
+    cJSON *arr = cJSON_AddArrayToObject(out_obj(c->o), "commands");
+    if (c->argc) {
+        const cmd_def *d = cmd_lookup(c->argv[0]);
+        if (!d) {
+            const char *near = cmd_nearest(c->argv[0]);
+            if (near) return cmd_fail(c, "no command '%s'; did you mean '%s'?", cmd_q(c->argv[0]), near);
+            return cmd_fail(c, "no command '%s' ('help' lists them)", cmd_q(c->argv[0]));
+        }
+        cmd_describe(c, d, arr);
+        return 0;
+    }
+    for (int i = 0; i < CMD_N; i++)
+        if (cmd_defs[i].fn) cmd_describe(c, &cmd_defs[i], arr);
+    char later[600] = "";
+    size_t len = 0;
+    for (int i = 0; i < CMD_N; i++)
+        if (!cmd_defs[i].fn && len < sizeof later)
+            len += (size_t)snprintf(later + len, sizeof later - len, "%s%s", len ? ", " : "", cmd_defs[i].name);
+    out_text(c->o, "not in this version yet: %s", later);
+    return 0;
+}
+
+static int cmd_apropos(cmd_call *c)
+{
+    cJSON *arr = cJSON_AddArrayToObject(out_obj(c->o), "commands");
+    int found = 0;
+    for (int i = 0; i < CMD_N; i++) {
+        const cmd_def *d = &cmd_defs[i];
+        if (strcasestr(d->name, c->argv[0]) || strcasestr(d->help, c->argv[0]) || strcasestr(d->args, c->argv[0])) {
+            cmd_describe(c, d, arr);
+            found++;
+        }
+    }
+    if (!found) out_text(c->o, "nothing mentions '%s'", cmd_q(c->argv[0]));
+    return 0;
+}
+
+/* ---- the interpreter ---- */
+
+int cmd_run_line(cmd_env *e, const char *line, const char *where, char *msg, size_t cap)
+{
+    const char *p = line;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (!*p || *p == '#') return 0;
+    size_t nl = strcspn(p, " \t\r\n");
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", nl < sizeof name ? (int)nl : 63, p);
+    char pre[300] = "";
+    if (where) snprintf(pre, sizeof pre, "%s: ", where);
+    ms_err err;
+    err.msg[0] = 0;
+    const cmd_def *d = nl < sizeof name ? cmd_lookup(name) : NULL;
+    out_begin(e->o, d ? d->name : cmd_q(name));
+    if (e->s->stop) *e->s->stop = 0;
+
+    if (!d) {
+        const char *near = cmd_nearest(name);
+        if (near) snprintf(msg, cap, "%sunknown command '%s'; did you mean '%s'?", pre, cmd_q(name), near);
+        else snprintf(msg, cap, "%sunknown command '%s' ('help' lists the commands)", pre, cmd_q(name));
+        out_end_err(e->o, msg);
+        return -1;
+    }
+    char usage[120];
+    snprintf(usage, sizeof usage, "usage: %s%s%s", d->name, d->args[0] ? " " : "", d->args);
+    if (!d->fn) {
+        snprintf(msg, cap, "%s%s: not in this version yet (%s)", pre, d->name, usage);
+        out_end_err(e->o, msg);
+        return -1;
+    }
+    /* the raw rest: after the name and one separating space or tab */
+    const char *rest = p + nl;
+    if (*rest == ' ' || *rest == '\t') rest++;
+    cmd_call c = { .e = e, .s = e->s, .o = e->o, .argc = 0, .argv = NULL, .rest = rest, .err = &err };
+    char **argv = NULL;
+    int argc = 0, rc;
+    if (!d->rest && arg_split(p + nl, &argv, &argc, err.msg, sizeof err.msg) != 0) {
+        rc = -1;   /* raw-text commands (d->rest) check their text themselves */
+    } else if (!d->rest && argc < d->min_args) {
+        snprintf(err.msg, sizeof err.msg, "missing argument (%s)", usage);
+        rc = -1;
+    } else if (!d->rest && d->max_args >= 0 && argc > d->max_args) {
+        if (d->max_args == 0)
+            snprintf(err.msg, sizeof err.msg, "takes no arguments, got %d (%s)", argc, usage);
+        else
+            snprintf(err.msg, sizeof err.msg, "takes at most %d argument%s, got %d (%s)", d->max_args,
+                     d->max_args == 1 ? "" : "s", argc, usage);
+        rc = -1;
+    } else if (!e->s->model && d->fn != cmd_load && d->fn != cmd_help && d->fn != cmd_apropos &&
+               d->fn != cmd_quit && d->fn != cmd_source) {
+        snprintf(err.msg, sizeof err.msg, "no model loaded ('load PATH')");
+        rc = -1;
+    } else {
+        c.argc = argc;
+        c.argv = argv;
+        rc = d->fn(&c);
+    }
+    free(argv);
+    if (rc != 0) {
+        if (!err.msg[0]) snprintf(err.msg, sizeof err.msg, "failed");
+        if (e->o->json) snprintf(msg, cap, "%s%s", pre, err.msg);
+        else snprintf(msg, cap, "%s%s: %s", pre, d->name, err.msg);
+        out_end_err(e->o, msg);
+        if (e->o->json) snprintf(msg, cap, "%s%s: %s", pre, d->name, err.msg);
+        return -1;
+    }
+    out_end(e->o);
+    return 1;
+}
+
+int cmd_run_file(cmd_env *e, const char *path, char *msg, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(msg, cap, "cannot open '%s': %s", cmd_q(path), strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t n;
+    int lineno = 0, rc = 0;
+    while (!e->quit && (n = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        char where[300];
+        snprintf(where, sizeof where, "%s:%d", cmd_q(path), lineno);
+        if (cmd_run_line(e, line, where, msg, cap) < 0) {
+            rc = -2;
+            break;
+        }
+        if (sess_interrupted(e->s)) {   /* Ctrl-C stops the file, not just one command */
+            snprintf(msg, cap, "%s: interrupted; the rest of the file was not run", where);
+            rc = -1;
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* commands.h: the command table and the line interpreter.
+ *
+ * What it is: one table with every command (name, argument syntax, argument
+ * count, what each argument completes to, handler, one-line help), so help,
+ * apropos, tab completion and argument-count checks all come from one
+ * place; and cmd_run_line(), which runs one line of input: splits it, finds
+ * the command (or the nearest name for a typo), checks the argument count,
+ * calls the handler and reports the result through out.h.  Handlers check
+ * every argument before they change anything.
+ *
+ * What it is not: no readline, no terminal handling, no argv parsing (that
+ * is main.c); no model math (that is core/ through session.h).
+ */
+#ifndef MS_COMMANDS_H
+#define MS_COMMANDS_H
+
+#include <stddef.h>
+
+#include "out.h"
+#include "session.h"
+
+typedef struct {
+    sess *s;
+    out *o;
+    const char *backend;   /* shown by info */
+    int quit;              /* set by `quit` */
+    int depth;             /* nesting of `source` */
+} cmd_env;
+
+typedef struct cmd_call cmd_call;
+
+/* complete: one letter per argument position, the last one repeating:
+ * 's' snapshot name, 'S' snapshot name or file, 'f' file, 'c' command name,
+ * 'k' set-sampler key, '-' nothing. */
+typedef struct {
+    const char *name;
+    const char *args;       /* syntax shown by help, e.g. "[NAME] PATH" */
+    int min_args, max_args; /* max -1: any number */
+    int rest;               /* 1: takes the rest of the line as raw text */
+    const char *complete;
+    int (*fn)(cmd_call *c); /* NULL: planned, not in this version */
+    const char *help;
+} cmd_def;
+
+/* The table (*n entries), in the order help lists them. */
+const cmd_def *cmd_table(int *n);
+const cmd_def *cmd_lookup(const char *name);
+
+/* Run one line of input.  Blank lines and lines starting with '#' do
+ * nothing.  where (may be NULL) prefixes messages, e.g. "cmds.txt:3".
+ * Returns 1 if a command ran and succeeded, 0 for a blank line or comment,
+ * -1 if it failed; then msg holds the one-line message that was reported. */
+int cmd_run_line(cmd_env *e, const char *line, const char *where, char *msg, size_t cap);
+
+/* Run the lines of a file in order; stops at the first failing command or
+ * at Ctrl-C.  Returns 0; -1 if the file cannot be read or was interrupted
+ * (msg says which; nothing was reported); -2 if a command failed (msg
+ * holds the message that cmd_run_line already reported). */
+int cmd_run_file(cmd_env *e, const char *path, char *msg, size_t cap);
+
+#endif

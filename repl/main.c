@@ -1,0 +1,421 @@
+/* main.c: the metastate program: argument parsing (DEBUGGER.md 1), the
+ * default model, -c/-x commands, --batch, and the interactive line mode
+ * (readline with history and tab completion).
+ *
+ * What it is: the thin outer layer that turns argv and a terminal into
+ * calls of cmd_run_line().  What it is not: the full-screen ncurses view
+ * (a later step; for now interactive means line mode), or anything that
+ * knows what a command does (commands.c).
+ *
+ * Exit status: 0; 1 for a model that cannot be loaded or the first failing
+ * command under --batch; 2 for a bad command-line argument.  Each failure
+ * prints exactly one line on stderr.
+ */
+#include "commands.h"
+#include "out.h"
+#include "args.h"
+#include "session.h"
+#include "statefile.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#define MAIN_HISTORY_FILE ".metastate_history"
+#define MAIN_HISTORY_MAX 2000
+
+static const char *main_default_models[] = {
+    "models/kjv.safetensors",
+    "tests/fixtures/tiny-rwkv-7v0-834K-FP32.bin",
+};
+
+typedef struct {
+    char kind;          /* 'c' command, 'x' file */
+    const char *text;
+} main_action;
+
+typedef struct {
+    const char *model;
+    main_action *acts;
+    int n_acts;
+    int batch, plain, json, no_color;
+    const char *backend;
+    int threads;
+} main_opts;
+
+static volatile sig_atomic_t main_stop;
+static volatile sig_atomic_t main_in_readline;
+static cmd_env *main_env;   /* for the readline completion callbacks */
+
+static void main_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: metastate [MODEL] [-c CMD]... [-x FILE]... [--batch] [--plain] [--json]\n"
+        "                 [--backend cpu|cuda] [--threads N] [--no-color] [--version] [--help]\n"
+        "\n"
+        "Runs a Meta-State (RWKV-7 + Self-State Encoder) model token by token and lets you\n"
+        "snapshot, save and reopen its state.  MODEL is a .safetensors file or an rwkv.cpp .bin;\n"
+        "without it: models/kjv.safetensors, else tests/fixtures/tiny-rwkv-7v0-834K-FP32.bin\n"
+        "(looked up in the current directory, then beside the executable).\n"
+        "\n"
+        "  -c CMD          run a command (repeatable; in order with -x)\n"
+        "  -x FILE         run the commands in FILE, one per line ('#' starts a comment)\n"
+        "  --batch         exit after the commands; the first failing one exits with status 1\n"
+        "  --plain         line mode (the only interactive mode in this version)\n"
+        "  --json          every command's result as one JSON object per line on stdout\n"
+        "  --backend B     cpu (cuda is not built in this version: falls back to cpu)\n"
+        "  --threads N     threads for the kernels\n"
+        "  --no-color      no colour (also when NO_COLOR is set)\n"
+        "  --version, --help\n"
+        "\n"
+        "Inside, 'help' lists the commands and 'help CMD' shows one.\n");
+}
+
+/* One line on stderr, then exit with status code. */
+static void main_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void main_die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("metastate: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+/* value of an option given as "--opt VAL" or "--opt=VAL" */
+static const char *main_optval(int argc, char **argv, int *i, const char *opt)
+{
+    size_t n = strlen(opt);
+    if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (strcmp(argv[*i], opt) != 0) return NULL;
+    if (*i + 1 >= argc) main_die(2, "%s needs a value (try --help)", opt);
+    return argv[++*i];
+}
+
+static void main_parse(int argc, char **argv, main_opts *o)
+{
+    char q[200];
+    memset(o, 0, sizeof *o);
+    o->backend = "cpu";
+    o->acts = calloc((size_t)argc, sizeof *o->acts);
+    if (!o->acts) main_die(1, "out of memory");
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (only_pos || a[0] != '-' || !a[1]) {
+            if (o->model) main_die(2, "unexpected argument '%s': one MODEL at most (try --help)", arg_quote(a, q, sizeof q));
+            o->model = a;
+        } else if (!strcmp(a, "--")) {
+            only_pos = 1;
+        } else if ((v = main_optval(argc, argv, &i, "-c"))) {
+            o->acts[o->n_acts++] = (main_action){ 'c', v };
+        } else if ((v = main_optval(argc, argv, &i, "-x"))) {
+            o->acts[o->n_acts++] = (main_action){ 'x', v };
+        } else if (!strcmp(a, "--batch")) {
+            o->batch = 1;
+        } else if (!strcmp(a, "--plain")) {
+            o->plain = 1;
+        } else if (!strcmp(a, "--json")) {
+            o->json = 1;
+        } else if (!strcmp(a, "--no-color") || !strcmp(a, "--no-colour")) {
+            o->no_color = 1;
+        } else if ((v = main_optval(argc, argv, &i, "--backend"))) {
+            if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+                main_die(2, "--backend must be cpu or cuda, got '%s'", arg_quote(v, q, sizeof q));
+            o->backend = v;
+        } else if ((v = main_optval(argc, argv, &i, "--threads"))) {
+            long t;
+            if (arg_long(v, 1, 1024, &t) != 0)
+                main_die(2, "--threads must be an integer from 1 to 1024, got '%s'", arg_quote(v, q, sizeof q));
+            o->threads = (int)t;
+        } else if (!strcmp(a, "--version")) {
+            printf("metastate %s\n", MS_VERSION);
+            exit(0);
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            main_usage(stdout);
+            exit(0);
+        } else {
+            main_die(2, "unknown option '%s' (try --help)", arg_quote(a, q, sizeof q));
+        }
+    }
+}
+
+/* directory of the running executable, or NULL */
+static char *main_exe_dir(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return NULL;
+    buf[n] = 0;
+    char *slash = strrchr(buf, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    return strdup(buf[0] ? buf : "/");
+}
+
+static int main_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* the default model: each candidate in the current dir, then beside the exe */
+static char *main_default_model(const char *exe_dir)
+{
+    int n = (int)(sizeof main_default_models / sizeof main_default_models[0]);
+    for (int i = 0; i < n; i++) {
+        if (main_exists(main_default_models[i])) return strdup(main_default_models[i]);
+        if (exe_dir) {
+            char p[PATH_MAX];
+            if (snprintf(p, sizeof p, "%s/%s", exe_dir, main_default_models[i]) < (int)sizeof p && main_exists(p))
+                return strdup(p);
+        }
+    }
+    main_die(1, "no MODEL given and no default model found (looked for %s and %s in . and %s)",
+             main_default_models[0], main_default_models[1], exe_dir ? exe_dir : "(unknown exe dir)");
+}
+
+/* ---- interactive line mode ---- */
+
+static void main_sigint(int sig)
+{
+    (void)sig;
+    main_stop = 1;
+    if (main_in_readline) {
+        /* at the prompt Ctrl-C drops the line being typed */
+        write(STDOUT_FILENO, "\n", 1);
+        rl_on_new_line();
+        rl_replace_line("", 0);
+        rl_redisplay();
+    }
+}
+
+/* readline generators: state 0 starts a new completion */
+static char *main_gen_list(const char *text, int state, const char *const *names, int n, int *idx)
+{
+    if (!state) *idx = 0;
+    size_t len = strlen(text);
+    while (*idx < n) {
+        const char *s = names[(*idx)++];
+        if (s && !strncmp(s, text, len)) return strdup(s);
+    }
+    return NULL;
+}
+
+static char *main_gen_cmd(const char *text, int state)
+{
+    static int idx;
+    int n;
+    const cmd_def *t = cmd_table(&n);
+    const char *names[128];
+    int k = 0;
+    for (int i = 0; i < n && k < 128; i++)
+        if (t[i].fn) names[k++] = t[i].name;
+    return main_gen_list(text, state, names, k, &idx);
+}
+
+static char *main_gen_snap(const char *text, int state)
+{
+    static int idx;
+    sess *s = main_env->s;
+    if (!state) idx = 0;
+    size_t len = strlen(text);
+    while (idx < s->n_snaps) {
+        const char *nm = sess_snap_name(s, idx++);
+        if (!strncmp(nm, text, len)) return strdup(nm);
+    }
+    return NULL;
+}
+
+/* snapshots first, then files */
+static char *main_gen_snap_file(const char *text, int state)
+{
+    static int files;
+    if (!state) files = 0;
+    if (!files) {
+        char *r = main_gen_snap(text, state);
+        if (r) return r;
+        files = 1;
+        state = 0;
+    }
+    return rl_filename_completion_function(text, state);
+}
+
+static char *main_gen_key(const char *text, int state)
+{
+    static int idx;
+    static const char *const keys[] = { "temp=", "top_p=", "top_k=", "seed=" };
+    return main_gen_list(text, state, keys, 4, &idx);
+}
+
+static char **main_complete(const char *text, int start, int end)
+{
+    (void)end;
+    rl_attempted_completion_over = 1;   /* no filename fallback unless chosen */
+    /* which word is being completed, and the command's name */
+    int word = 0;
+    const char *p = rl_line_buffer;
+    char name[64] = "";
+    int i = 0;
+    while (i < start) {
+        while (i < start && (p[i] == ' ' || p[i] == '\t')) i++;
+        if (i >= start) break;
+        int b = i;
+        while (i < start && p[i] != ' ' && p[i] != '\t') i++;
+        if (word == 0) snprintf(name, sizeof name, "%.*s", i - b < 63 ? i - b : 63, p + b);
+        word++;
+    }
+    if (word == 0) return rl_completion_matches(text, main_gen_cmd);
+    const cmd_def *d = cmd_lookup(name);
+    if (!d || !d->complete[0]) return NULL;
+    size_t cl = strlen(d->complete);
+    char kind = d->complete[(size_t)(word - 1) < cl ? (size_t)(word - 1) : cl - 1];
+    switch (kind) {
+    case 's': return rl_completion_matches(text, main_gen_snap);
+    case 'S': return rl_completion_matches(text, main_gen_snap_file);
+    case 'f': return rl_completion_matches(text, rl_filename_completion_function);
+    case 'c': return rl_completion_matches(text, main_gen_cmd);
+    case 'k':
+        rl_completion_append_character = '\0';
+        return rl_completion_matches(text, main_gen_key);
+    default: return NULL;
+    }
+}
+
+static char *main_history_path(void)
+{
+    const char *home = getenv("HOME");
+    if (!home || !*home) return NULL;
+    char *p = malloc(strlen(home) + sizeof MAIN_HISTORY_FILE + 2);
+    if (p) sprintf(p, "%s/%s", home, MAIN_HISTORY_FILE);
+    return p;
+}
+
+/* the line-mode loop; returns when the user quits or input ends */
+static void main_interactive(cmd_env *e)
+{
+    int tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    char msg[1024];
+    char *last_step = NULL;   /* an empty line repeats the last `step` */
+    char *hist = NULL;
+    if (tty) {
+        main_env = e;
+        rl_readline_name = "metastate";
+        rl_attempted_completion_function = main_complete;
+        rl_catch_signals = 0;
+        using_history();
+        hist = main_history_path();
+        if (hist) read_history(hist);
+        if (!e->o->json)
+            printf("metastate %s: %s. 'help' lists the commands; Ctrl-D quits.\n", MS_VERSION,
+                   e->s->model->path ? e->s->model->path : "?");
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    while (!e->quit) {
+        char *line;
+        if (tty) {
+            char prompt[96];
+            snprintf(prompt, sizeof prompt, "%s:%lld> ", e->s->branch, (long long)e->s->cur.position);
+            main_stop = 0;
+            main_in_readline = 1;
+            line = readline(prompt);
+            main_in_readline = 0;
+            if (!line) { putchar('\n'); break; }
+        } else {
+            ssize_t n = getline(&buf, &cap, stdin);
+            if (n < 0) break;
+            while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
+            line = buf;
+        }
+        const char *run = line;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (tty && !*p && last_step) run = last_step;
+        if (tty && *p) {
+            HIST_ENTRY *h = history_length ? history_get(history_base + history_length - 1) : NULL;
+            if (!h || strcmp(h->line, line) != 0) add_history(line);
+        }
+        int rc = cmd_run_line(e, run, NULL, msg, sizeof msg);
+        if (rc != 0 && run == line) {
+            /* a typed command: remember it if it was a good `step` */
+            int is_step = !strncmp(p, "step", 4) && (p[4] == 0 || p[4] == ' ' || p[4] == '\t');
+            free(last_step);
+            last_step = is_step && rc > 0 ? strdup(p) : NULL;
+        }
+        if (tty) free(line);
+    }
+    free(buf);
+    free(last_step);
+    if (hist) {
+        write_history(hist);
+        history_truncate_file(hist, MAIN_HISTORY_MAX);
+        free(hist);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    main_opts o;
+    main_parse(argc, argv, &o);
+    if (!strcmp(o.backend, "cuda")) {
+        fprintf(stderr, "metastate: the CUDA backend is not built into this binary; using cpu\n");
+        o.backend = "cpu";
+    }
+    if (o.threads) ms_set_threads(o.threads);
+    char *exe_dir = main_exe_dir();
+    char *model = o.model ? strdup(o.model) : main_default_model(exe_dir);
+    sess *s = sess_new(exe_dir, &main_stop);
+    if (!s || !model) main_die(1, "out of memory");
+    ms_err err;
+    int dropped;
+    if (sess_load(s, model, &dropped, &err) != 0) main_die(1, "%s", err.msg);
+
+    const char *nc = getenv("NO_COLOR");
+    out ot = { .json = o.json, .color = !o.no_color && !(nc && *nc) && isatty(STDERR_FILENO) };
+    cmd_env e = { .s = s, .o = &ot, .backend = o.backend };
+    if (!o.batch) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = main_sigint;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+    }
+
+    int status = 0;
+    char msg[1024];
+    for (int i = 0; i < o.n_acts && !e.quit; i++) {
+        int rc;
+        if (o.acts[i].kind == 'c') {
+            rc = cmd_run_line(&e, o.acts[i].text, NULL, msg, sizeof msg) < 0 ? -2 : 0;
+        } else {
+            rc = cmd_run_file(&e, o.acts[i].text, msg, sizeof msg);
+            if (rc == -1) fprintf(stderr, "metastate: -x %s\n", msg);   /* not reported yet */
+        }
+        if (rc != 0 && o.batch) {
+            /* in JSON mode the error went to stdout; the exit reason goes to stderr */
+            if (rc == -2 && o.json) fprintf(stderr, "%s\n", msg);
+            status = 1;
+            break;
+        }
+    }
+    if (!o.batch && !e.quit && status == 0) main_interactive(&e);
+
+    cJSON_Delete(ot.obj);
+    sess_free(s);
+    free(model);
+    free(exe_dir);
+    free(o.acts);
+    return status;
+}

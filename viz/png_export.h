@@ -1,0 +1,43 @@
+/* png_export.h: a matrix exported as a heatmap PNG (`export L3.H1 out.png`).
+ *
+ * What it is: one function that colours a float matrix through a vz_scale
+ * in truecolor (whatever the terminal's depth) and writes an 8-bit RGB PNG
+ * with libpng, atomically: the data goes to PATH.tmp.XXXXXX, is fsync'd,
+ * and is renamed over PATH, so a crash or a full disk never leaves a
+ * half-written file under the final name (the temporary is removed on
+ * failure).
+ *
+ * Layout: each value is a factor×factor block of pixels, row i of the matrix
+ * (the value index for a WKV head) at the top, column j (the key index) at
+ * the left: width W = cols·factor, height rows·factor.  With a colour bar, a
+ * white gap of max(2, factor) rows follows, then a bar of max(8, 2·factor)
+ * rows whose pixel column x has the map's colour at t = t0 + (1 - t0)·x/(W-1)
+ * (t0 = -1 diverging, 0 sequential; the middle of the map when W = 1).
+ * Non-finite values are #ff00ff.  The scale and its range are recorded in a
+ * tEXt "Comment" chunk ("scale=MODE map=diverging lo=… hi=… log_t=…"),
+ * since the image carries no text; "Software" is "metastate".  No time
+ * chunk, so the same input gives the same bytes.
+ *
+ * What it is not: a screenshot of the terminal (cell grids are not exported).
+ * (Named png_export, not png: with -Iviz a viz/png.h would hide libpng's.)
+ */
+#ifndef VZ_PNG_EXPORT_H
+#define VZ_PNG_EXPORT_H
+
+#include <stddef.h>
+
+#include "colormap.h"
+#include "ms.h"
+
+#define VZ_PNG_MAX_SIDE 16384
+
+/* Write the rows×cols matrix m (row i at m + i*stride; stride 0 = cols),
+ * coloured through s (its range as fitted; the caller fits it), scaled up by
+ * factor (1..64), with a colour bar strip if colorbar is non-zero, to path.
+ * Returns 0, or -1 with err naming the path and the cause (bad size, a side
+ * over VZ_PNG_MAX_SIDE pixels, cannot create, libpng error, write/fsync/
+ * rename failure); on failure path is left as it was. */
+int vz_png_write(const char *path, const float *m, int rows, int cols, size_t stride,
+                 const vz_scale *s, int factor, int colorbar, ms_err *err);
+
+#endif
