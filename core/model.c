@@ -352,11 +352,6 @@ static int build(loader *ld)
                   ld->path, n);
         return -1;
     }
-    if (c->n_experts > 1) {
-        ms_seterr(ld->err, "%s: parameter-token experts (n_experts=%d) are not supported by this build", ld->path,
-                  c->n_experts);
-        return -1;
-    }
 
     if (!(m->layers = calloc((size_t)L, sizeof *m->layers))) {
         ms_seterr(ld->err, "%s: out of memory", ld->path);
@@ -419,6 +414,12 @@ static int build(loader *ld)
 #undef VEC
 #undef LVEC
 #undef LMAT
+    if (c->n_experts > 1)
+        for (int i = 0; i < L; i++)
+            if (ms_layer_build_experts(m, i)) {
+                ms_seterr(ld->err, "%s: out of memory", ld->path);
+                return -1;
+            }
     for (int i = 0; i < ld->n; i++)
         if (!ld->t[i].used) {
             ms_seterr(ld->err, "%s: unexpected tensor '%s' (not part of a %d-layer model)", ld->path,
@@ -473,6 +474,40 @@ static int build(loader *ld)
     cJSON_Delete(meta);
     c->wtype = m->layers[0].Wr.dt;
     return rc;
+}
+
+static float mat_get(const ms_mat *W, int r, int c)
+{
+    size_t i = W->trans ? (size_t)c * W->out + r : (size_t)r * W->in + c;
+    if (W->dt == MS_F32) return ((const float *)W->data)[i];
+    uint16_t h = ((const uint16_t *)W->data)[i];
+    return W->dt == MS_BF16 ? ms_bf16_to_f32(h) : ms_f16_to_f32(h);
+}
+
+int ms_layer_build_experts(ms_model *m, int li)
+{
+    const ms_config *c = &m->cfg;
+    ms_layer *y = &m->layers[li];
+    const int C = c->n_embd, D = C + c->sse_heads * c->head_size, n = c->n_ptok, E = c->n_experts, per = n / E;
+    float *router = own(m, sizeof(float) * (size_t)E * D);
+    size_t esz = ms_dtype_size(y->V.dt);
+    unsigned char *vt = own(m, (size_t)n * C * esz);
+    if (!router || !vt) return -1;
+    for (int b = 0; b < E; b++)
+        for (int d = 0; d < D; d++) {
+            double acc = 0;
+            for (int j = b * per; j < (b + 1) * per; j++)
+                acc += d < C ? mat_get(&y->Kz, j, d) : mat_get(&y->Ks, j, d - C);
+            router[(size_t)b * D + d] = (float)(acc / per);
+        }
+    /* V is (C, n) as (out, in); Vt holds the same matrix as (in, out) rows */
+    const unsigned char *v = y->V.data;
+    for (int r = 0; r < C; r++)
+        for (int j = 0; j < n; j++)
+            memcpy(vt + ((size_t)j * C + r) * esz, v + ((size_t)r * n + j) * esz, esz);
+    y->router = router;
+    y->Vt = (ms_mat){.data = vt, .dt = y->V.dt, .out = C, .in = n, .trans = 1};
+    return 0;
 }
 
 /* ---- safetensors ---------------------------------------------------------- */

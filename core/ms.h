@@ -71,6 +71,9 @@ typedef struct {
     ms_mat V;                                        /* (C, n) ffn.value.weight */
     ms_mat Ks;                                       /* (n, Hs*N) ffn.sse_key.weight; data NULL if Hs = 0 */
     const float *sse_ln_w, *sse_ln_b;                /* (Hs*N) */
+    /* parameter-token experts (MODEL.md 3.4), only when n_experts > 1: */
+    const float *router;                             /* (E, C + Hs*N) mean rows of [Kz | Ks] per block */
+    ms_mat Vt;                                       /* V transposed, (n, C) stored as trans: blocks are rows */
 } ms_layer;
 
 typedef struct ms_model {
@@ -100,6 +103,10 @@ void ms_model_free(ms_model *m);
  * n_ptok, sse_heads, d_w/d_a/d_v/d_g) with random weights of dtype dt, built
  * in memory (benchmarks, shape tests).  NULL and *err on failure. */
 ms_model *ms_model_random(const ms_config *cfg, ms_dtype dt, uint64_t seed, ms_err *err);
+
+/* Derive layer li's expert router keys and transposed V (MODEL.md 3.4) from
+ * its Kz, Ks and V; needed again after any change to those.  0 or -1 (OOM). */
+int ms_layer_build_experts(ms_model *m, int li);
 
 /* Bytes of weights one step reads (all layer matrices, LoRA, the head; not
  * the embedding, not 1-D tensors). */

@@ -26,6 +26,7 @@ struct ms_ws {
     float *lo, *lo2;               /* (max LoRA dim) */
     float *tmpA;                   /* (A) */
     float *out;                    /* (C) */
+    float *part;                   /* (C) one expert block's output */
     float *q, *e_raw, *e;          /* (Hs*N) */
     float *s;                      /* (n) */
     float *s2;                     /* (n) */
@@ -44,7 +45,7 @@ ms_ws *ms_ws_new(const ms_model *m)
     if ((size_t)c->d_g > D) D = (size_t)c->d_g;
     /* every buffer padded to a multiple of 16 floats (64 bytes) */
 #define PAD(x) (((x) + 15) & ~(size_t)15)
-    size_t total = 9 * PAD(C) + 11 * PAD(A) + 2 * PAD(D) + 3 * PAD(E ? E : 1) + 3 * PAD(n);
+    size_t total = 10 * PAD(C) + 11 * PAD(A) + 2 * PAD(D) + 3 * PAD(E ? E : 1) + 3 * PAD(n);
     ms_ws *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
     float *p = NULL;
@@ -56,7 +57,7 @@ ms_ws *ms_ws_new(const ms_model *m)
     p = ws->block;
 #define TAKE(f, len) do { ws->f = p; p += PAD(len); } while (0)
     TAKE(x, C); TAKE(xa, C); TAKE(xr, C); TAKE(xw, C); TAKE(xk, C); TAKE(xv, C); TAKE(xx, C); TAKE(xg, C);
-    TAKE(out, C);
+    TAKE(out, C); TAKE(part, C);
     TAKE(r, A); TAKE(k, A); TAKE(v, A); TAKE(w, A); TAKE(a, A); TAKE(g, A); TAKE(kk, A); TAKE(v_first, A);
     TAKE(y, A); TAKE(yo, A); TAKE(tmpA, A);
     TAKE(lo, D); TAKE(lo2, D);
@@ -186,32 +187,105 @@ static void time_mix(const ms_model *m, const ms_layer *L, int li, ms_ws *ws, fl
     ms_matvec(&L->Wo, ws->yo, ws->out);
 }
 
+/* The SSE reads of heads 0..Hs-1: q (unit query from z), e_raw = S[h]·q,
+ * e = GroupNorm(e_raw). */
+static void sse_read(const ms_model *m, const ms_layer *L, ms_ws *ws, const float *z, const float *S)
+{
+    const int N = m->cfg.head_size, Hs = m->cfg.sse_heads;
+    unit_per_head(z, ws->q, Hs, N);
+    for (int h = 0; h < Hs; h++) {
+        const float *Sh = S + (size_t)h * N * N, *q = ws->q + (size_t)h * N;
+        for (int i = 0; i < N; i++) {
+            const float *row = Sh + (size_t)i * N;
+            float acc = 0;
+            for (int j = 0; j < N; j++) acc += row[j] * q[j];
+            ws->e_raw[h * N + i] = acc;
+        }
+    }
+    group_norm(ws->e_raw, ws->e, L->sse_ln_w, L->sse_ln_b, Hs, N, 64e-5);
+}
+
+/* Rows [r0, r0+rows) of W as a matrix of its own (W stored (out, in)), or,
+ * for a trans-stored W, its inputs [r0, r0+rows). */
+static ms_mat rows_of(const ms_mat *W, int r0, int rows)
+{
+    ms_mat v = *W;
+    size_t esz = ms_dtype_size(W->dt);
+    if (W->trans) {
+        v.data = (const unsigned char *)W->data + (size_t)r0 * W->out * esz;
+        v.in = rows;
+    } else {
+        v.data = (const unsigned char *)W->data + (size_t)r0 * W->in * esz;
+        v.out = rows;
+    }
+    return v;
+}
+
+/* Parameter-token experts (MODEL.md 3.4): only the top_k blocks by
+ * [z; e]·router_b are evaluated; the scores s of the other blocks are
+ * reported as 0.  Ties go to the lower block index. */
+static void experts(const ms_model *m, const ms_layer *L, ms_ws *ws, const float *z, const float *S)
+{
+    const ms_config *c = &m->cfg;
+    const int C = c->n_embd, Hs = c->sse_heads, N = c->head_size, n = c->n_ptok, E = c->n_experts;
+    const int per = n / E, D = C + Hs * N;
+    if (Hs > 0) sse_read(m, L, ws, z, S);
+    float *u = ws->tmpn;   /* (E) router scores; E <= n */
+    for (int b = 0; b < E; b++) {
+        const float *key = L->router + (size_t)b * D;
+        double acc = 0;
+        for (int d = 0; d < C; d++) acc += (double)z[d] * key[d];
+        for (int d = 0; d < Hs * N; d++) acc += (double)ws->e[d] * key[C + d];
+        u[b] = (float)acc;
+    }
+    memset(ws->s, 0, sizeof(float) * (size_t)n);
+    memset(ws->s2, 0, sizeof(float) * (size_t)n);
+    memset(ws->out, 0, sizeof(float) * (size_t)C);
+    float *part = ws->part;
+    for (int pick = 0; pick < c->top_k; pick++) {
+        int best = -1;
+        for (int b = 0; b < E; b++)
+            if (u[b] != -INFINITY && (best < 0 || u[b] > u[best])) best = b;
+        if (best < 0) break;
+        u[best] = -INFINITY;
+        int r0 = best * per;
+        ms_mat kz = rows_of(&L->Kz, r0, per);
+        ms_matvec(&kz, z, ws->s + r0);
+        if (Hs > 0) {
+            ms_mat ks = rows_of(&L->Ks, r0, per);
+            ms_matvec(&ks, ws->e, ws->s2 + r0);
+            for (int j = r0; j < r0 + per; j++) ws->s[j] += ws->s2[j];
+        }
+        for (int j = r0; j < r0 + per; j++) {
+            float t = ws->s[j] > 0 ? ws->s[j] : 0;
+            ws->s2[j] = t * t;
+        }
+        ms_mat vt = rows_of(&L->Vt, r0, per);
+        ms_matvec(&vt, ws->s2 + r0, part);
+        for (int i = 0; i < C; i++) ws->out[i] += part[i];
+    }
+}
+
 /* The Meta-State layer (MODEL.md 3.1): reads ws->xa (normed input) and the
  * state S after this token's TimeMix; leaves its output in ws->out. */
 static void meta_state(const ms_model *m, const ms_layer *L, ms_ws *ws, float *ffn_x, const float *S)
 {
     const ms_config *c = &m->cfg;
-    const int C = c->n_embd, N = c->head_size, Hs = c->sse_heads, n = c->n_ptok;
+    const int C = c->n_embd, Hs = c->sse_heads, n = c->n_ptok;
     float *z = ws->xr;   /* TimeMix's shifted inputs are dead by now */
     for (int i = 0; i < C; i++) {
         float d = ffn_x[i] - ws->xa[i];
         ffn_x[i] = ws->xa[i];
         z[i] = ws->xa[i] + d * L->ffn_xk[i];
     }
+    if (c->top_k < c->n_experts) {   /* all blocks active = the dense layer itself */
+        experts(m, L, ws, z, S);
+        return;
+    }
     ms_matvec(&L->Kz, z, ws->s);
     if (Hs > 0) {
         /* the Self-State Encoder: head h of S, used as an N×N weight matrix */
-        unit_per_head(z, ws->q, Hs, N);
-        for (int h = 0; h < Hs; h++) {
-            const float *Sh = S + (size_t)h * N * N, *q = ws->q + (size_t)h * N;
-            for (int i = 0; i < N; i++) {
-                const float *row = Sh + (size_t)i * N;
-                float acc = 0;
-                for (int j = 0; j < N; j++) acc += row[j] * q[j];
-                ws->e_raw[h * N + i] = acc;
-            }
-        }
-        group_norm(ws->e_raw, ws->e, L->sse_ln_w, L->sse_ln_b, Hs, N, 64e-5);
+        sse_read(m, L, ws, z, S);
         ms_matvec(&L->Ks, ws->e, ws->tmpn);
         for (int j = 0; j < n; j++) ws->s[j] += ws->tmpn[j];
     }

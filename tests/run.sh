@@ -43,11 +43,17 @@ make_goldens() {
         --vocab 256 --tokenizer bytes --seed 3 &&
     # D: 4 SSE heads of N=16, n=4C+1, 3 layers
     golden D --layers 3 --embd 64 --heads 4 --head-size 16 --ptok 257 --sse-heads 4 --lora 6,5,4,7 \
-        --vocab 256 --tokenizer bytes --seed 5
+        --vocab 256 --tokenizer bytes --seed 5 &&
+    # E: parameter-token experts, 4 blocks, top 1 (MODEL.md 3.4)
+    golden E --layers 2 --embd 64 --heads 2 --head-size 32 --ptok 256 --sse-heads 2 --lora 8,6,4,10 \
+        --vocab 256 --tokenizer bytes --experts 4 --top-k 1 --seed 6 &&
+    # E2: 5 blocks, top 2, one SSE head
+    golden E2 --layers 2 --embd 64 --heads 2 --head-size 32 --ptok 300 --sse-heads 1 --lora 8,6,4,10 \
+        --vocab 256 --tokenizer bytes --experts 5 --top-k 2 --seed 7
 }
 run reference-self-check $PY scripts/test_reference.py
 run golden-files make_goldens
-for m in A B B16 C D; do
+for m in A B B16 C D E E2; do
     run "golden-$m" $T/test_model golden "$G/$m.safetensors" "$G/$m.golden.safetensors"
 done
 run rwkv.cpp-tiny $T/test_model tiny tests/fixtures
@@ -58,6 +64,7 @@ convert_tiny() {
 }
 run pth-convert-same-logits convert_tiny
 run hs0-equals-rwkv7 $T/test_model hs0 "$G/B.safetensors"
+run experts-all-active-equal-dense $T/test_model experts "$G/B.safetensors"
 run broken-safetensors $T/test_model broken "$G/A.safetensors" "$B/tmp"
 run broken-safetensors-bf16 $T/test_model broken "$G/B16.safetensors" "$B/tmp"
 run broken-bin $T/test_model broken-bin tests/fixtures/tiny-rwkv-7v0-834K-FP32.bin "$B/tmp"

@@ -112,9 +112,9 @@ static int mode_golden(const char *model, const char *golden)
     }
     const ms_config *c = &m->cfg;
     CHECK(worst_lr <= 1 && worst_sr <= 1,
-          "%s (L%d C%d H%d N%d A%d n%d Hs%d lora %d/%d/%d/%d, %s) %d tokens: logits max |d| %.3g (/std %.3g), "
+          "%s (L%d C%d H%d N%d A%d n%d Hs%d E%d/%d lora %d/%d/%d/%d, %s) %d tokens: logits max |d| %.3g (/std %.3g), "
           "state max |d| %.3g (/std %.3g); worst d/(1e-5+1e-4|r|) = %.3f%s",
-          model, c->n_layer, c->n_embd, c->n_head, c->head_size, c->dim_att, c->n_ptok, c->sse_heads, c->d_w,
+          model, c->n_layer, c->n_embd, c->n_head, c->head_size, c->dim_att, c->n_ptok, c->sse_heads, c->n_experts, c->top_k, c->d_w,
           c->d_a, c->d_v, c->d_g, ms_dtype_name(c->wtype), T, worst_l, worst_lstd, worst_s, worst_sstd,
           worst_lr > worst_sr ? worst_lr : worst_sr, bad_step >= 0 ? " (first bad step below)" : "");
     if (bad_step >= 0) printf("        first step over the tolerance: %d\n", bad_step);
@@ -183,6 +183,38 @@ static int mode_hs0(const char *path)
     ms_model_free(sse);
     ms_model_free(plain);
     return check_done("hs0");
+}
+
+/* E = 1 is the dense layer; E blocks with top_k = E select every block and
+ * must equal it too, bit for bit, for every divisor E of n tried. */
+static int mode_experts(const char *path)
+{
+    ms_model *dense = load_or_die(path);
+    int n = dense->cfg.n_ptok, T = 48, V = dense->cfg.vocab, tok[48];
+    seq(tok, T, V, 13);
+    float *la = malloc(sizeof(float) * (size_t)T * V), *lb = malloc(sizeof(float) * (size_t)T * V);
+    run_tokens(dense, tok, T, la, 1);
+    int tried = 0;
+    for (int E = 2; E <= 6; E++) {
+        if (n % E) continue;
+        ms_model *mx = load_or_die(path);
+        mx->cfg.n_experts = E;
+        mx->cfg.top_k = E;
+        for (int i = 0; i < mx->cfg.n_layer; i++) ms_layer_build_experts(mx, i);
+        run_tokens(mx, tok, T, lb, 1);
+        size_t differ = 0;
+        for (size_t i = 0; i < (size_t)T * V; i++)
+            if (memcmp(&la[i], &lb[i], 4)) differ++;
+        CHECK(differ == 0, "%s: E=%d top_k=%d vs dense, %d tokens: %zu logits differ in any bit", path, E, E, T,
+              differ);
+        tried++;
+        ms_model_free(mx);
+    }
+    CHECK(tried > 0, "at least one divisor of n=%d in 2..6 tried (%d)", n, tried);
+    free(la);
+    free(lb);
+    ms_model_free(dense);
+    return check_done("experts");
 }
 
 /* ---- broken files -------------------------------------------------------- */
@@ -403,6 +435,7 @@ int main(int argc, char **argv)
     if (argc >= 4 && !strcmp(argv[1], "golden")) return mode_golden(argv[2], argv[3]);
     if (argc >= 4 && !strcmp(argv[1], "same")) return mode_same(argv[2], argv[3], argc > 4 ? atof(argv[4]) : 0);
     if (argc >= 3 && !strcmp(argv[1], "hs0")) return mode_hs0(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "experts")) return mode_experts(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "broken")) return mode_broken(argv[2], argv[3]);
     if (argc >= 4 && !strcmp(argv[1], "broken-bin")) return mode_broken_bin(argv[2], argv[3]);
     fprintf(stderr, "usage: test_model tiny DIR | golden MODEL GOLDEN | same A B [TOL] | hs0 MODEL | "
