@@ -12,7 +12,9 @@ CORE_SRC := $(wildcard core/*.c)
 REPL_SRC := $(wildcard repl/*.c)
 VIZ_SRC  := $(wildcard viz/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
-REPL_OBJ := $(filter-out $(B)/repl/main.o,$(REPL_SRC:%.c=$(B)/%.o))
+# the REPL's UI modules need viz/ and the UI libraries; the rest links without them (fuzzing, tests)
+REPL_UI  := $(B)/repl/main.o $(B)/repl/tui.o $(B)/repl/cmd_view.o
+REPL_OBJ := $(filter-out $(REPL_UI),$(REPL_SRC:%.c=$(B)/%.o))
 VIZ_OBJ  := $(VIZ_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
@@ -39,7 +41,7 @@ $(B)/%.o: %.c $(wildcard core/*.h repl/*.h viz/*.h)
 $(B)/libmscore.a: $(CORE_OBJ)
 	ar rcs $@ $^
 
-metastate: $(B)/repl/main.o $(REPL_OBJ) $(VIZ_OBJ) $(B)/libmscore.a
+metastate: $(REPL_UI) $(REPL_OBJ) $(VIZ_OBJ) $(B)/libmscore.a
 	$(CC) $(CFLAGS) $^ -o $@ $(UI_LIBS) $(LDLIBS)
 
 VIZ_TEST_OBJ := $(filter-out $(B)/viz/termdraw.o,$(VIZ_OBJ))

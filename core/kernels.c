@@ -6,9 +6,11 @@
  * two flops per weight, so the products are bound by memory bandwidth, not by
  * arithmetic: the half-precision kernels convert 8 weights at a time to fp32
  * in registers (F16C for F16, a zero-extend and shift for BF16), keep several
- * independent FMA accumulators so the loads never wait on an addition, and
- * split the output rows over OpenMP threads so all cores pull from memory.
- * Reading half the bytes of F32 is what makes BF16/F16 decode about 2x faster.
+ * independent FMA accumulators so the loads never wait on an addition, read
+ * each thread's rows as one sequential stream, and split the rows over a small
+ * thread pool (below) so all cores pull from memory.  Reading half the bytes
+ * of F32 is what makes BF16/F16 decode about 2x faster.  F32 goes through
+ * OpenBLAS's sgemv by default (our AVX2 kernel handles F32 too).
  *
  * The AVX2/FMA/F16C code is compiled with a target attribute and chosen at
  * run time (checked once); a portable scalar version with the same semantics
@@ -22,6 +24,9 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,6 +58,7 @@ static int g_threads;       /* 0 = not chosen yet: number of online CPUs */
 static int g_isa = -1;      /* -1 unknown, 0 scalar, 1 AVX2+FMA+F16C */
 static int g_force_scalar;  /* test hook: use the fallback even with AVX2 */
 static int g_f32_blas = 1;  /* F32 through OpenBLAS (1) or our AVX2 kernel (0) */
+static int g_use_omp;       /* bench hook: OpenMP parallel loop instead of the pool */
 
 static int online_cpus(void)
 {
@@ -60,6 +66,8 @@ static int online_cpus(void)
     return n > 0 ? (int)n : 1;
 }
 
+/* The pool's size, OpenMP's default team (for other modules) and OpenBLAS's
+ * threads, all at once. */
 void ms_kernels_set_threads(int n)
 {
     if (n < 1) n = online_cpus();
@@ -94,6 +102,7 @@ static int use_avx2(void)
  * part of kernels.h's contract).
  * ms_kernels_force_scalar(1): run the portable fallback even where AVX2 exists.
  * ms_kernels_f32_blas(0/1): F32 products through our AVX2 kernel or OpenBLAS.
+ * ms_kernels_use_omp(1): split products with an OpenMP loop, not the pool.
  * Both return the previous setting. */
 int ms_kernels_force_scalar(int on)
 {
@@ -106,6 +115,13 @@ int ms_kernels_f32_blas(int on)
 {
     int old = g_f32_blas;
     g_f32_blas = on;
+    return old;
+}
+
+int ms_kernels_use_omp(int on)
+{
+    int old = g_use_omp;
+    g_use_omp = on;
     return old;
 }
 
@@ -231,6 +247,13 @@ load8(const void *p, size_t i, ms_dtype dt)
     return _mm256_loadu_ps((const float *)p + i);
 }
 
+/* a[0] + ... + a[7], pairwise. */
+static inline __attribute__((always_inline)) MS_AVX2 __m256 sum8(const __m256 *a)
+{
+    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])),
+                         _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7])));
+}
+
 static inline __attribute__((always_inline)) MS_AVX2 float hsum(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -243,24 +266,26 @@ static inline __attribute__((always_inline)) MS_AVX2 float hsum(__m256 v)
  * each thread reads its part as one sequential stream.  (Interleaving four
  * rows to share the loads of x measured up to 40% slower from DRAM for rows
  * of 768 halves: four short streams at a time defeat the hardware
- * prefetcher, and x is in L1 anyway.)  Four accumulators of 8 lanes keep
- * four FMA chains in flight. */
+ * prefetcher, and x is in L1 anyway.)  Eight accumulators keep both FMA
+ * pipes busy (latency 4, two per cycle): with four, an L2-resident matrix ran
+ * at half the speed. */
 static inline __attribute__((always_inline)) MS_AVX2 void
 rows_avx2(const void *W, ms_dtype dt, int in, const float *x, float *y, int r0, int r1)
 {
     for (int r = r0; r < r1; r++) {
         size_t b = (size_t)r * in;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
         int j = 0;
-        for (; j + 32 <= in; j += 32) {
-            a0 = _mm256_fmadd_ps(load8(W, b + j, dt), _mm256_loadu_ps(x + j), a0);
-            a1 = _mm256_fmadd_ps(load8(W, b + j + 8, dt), _mm256_loadu_ps(x + j + 8), a1);
-            a2 = _mm256_fmadd_ps(load8(W, b + j + 16, dt), _mm256_loadu_ps(x + j + 16), a2);
-            a3 = _mm256_fmadd_ps(load8(W, b + j + 24, dt), _mm256_loadu_ps(x + j + 24), a3);
+        for (; j + 64 <= in; j += 64) {
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++)
+                a[k] = _mm256_fmadd_ps(load8(W, b + j + 8 * k, dt), _mm256_loadu_ps(x + j + 8 * k), a[k]);
         }
         for (; j + 8 <= in; j += 8)
-            a0 = _mm256_fmadd_ps(load8(W, b + j, dt), _mm256_loadu_ps(x + j), a0);
-        float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+            a[0] = _mm256_fmadd_ps(load8(W, b + j, dt), _mm256_loadu_ps(x + j), a[0]);
+        float s = hsum(sum8(a));
         for (; j < in; j++) s += cvt1(W, b + j, dt) * x[j];
         y[r] = s;
     }
@@ -390,6 +415,171 @@ static void do_part(const ms_mat *W, const float *x, float *y, int p0, int p1)
     else rows_scalar(W->data, W->dt, W->in, x, y, p0, p1);
 }
 
+/* ---- the thread pool ------------------------------------------------------
+ * Why not an OpenMP parallel loop: on the 2-core development machines, shared
+ * with other processes, libgomp's waiting threads spin without yielding and
+ * the join waits for every thread of the team; under load that made a decode
+ * pass 10-20x slower (768x768 products at 0.2 GB/s), while OpenBLAS, whose
+ * idle threads call sched_yield(), stayed near its normal speed.  This pool
+ * waits the same way OpenBLAS does, and the caller never waits for a helper
+ * to arrive: chunks are claimed from one counter, so if the helpers are late
+ * the caller does all the work and returns as soon as every claimed chunk is
+ * finished.
+ *
+ * One job at a time: a caller that finds the pool busy (another thread of
+ * the process in ms_matvec) does its product alone. */
+
+#define POOL_MAX 64
+#define SPIN_NS 200000      /* helpers poll this long after a job, then sleep */
+
+typedef void (*pool_fn)(void *arg, int chunk);
+
+/* The ticket packs the job's generation, its chunk count and the next chunk
+ * to hand out, so that a helper can never claim a chunk of a job that has
+ * ended or of one it has not seen published. */
+#define TK_GEN(t) ((uint32_t)((t) >> 40))
+#define TK_N(t) ((uint32_t)((t) >> 20) & 0xfffff)
+#define TK_NEXT(t) ((uint32_t)(t) & 0xfffff)
+#define TK_MAKE(g, n) (((uint64_t)((g) & 0xffffff) << 40) | ((uint64_t)(n) << 20))
+#define POOL_MAX_CHUNKS 0xfffff
+
+static struct {
+    _Atomic uint64_t ticket;
+    _Atomic int done;          /* chunks of the current job finished */
+    pool_fn fn;                /* the job: set before its ticket is published */
+    void *arg;
+    _Atomic int sleepers;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int nworkers;
+    pthread_t th[POOL_MAX];
+    _Atomic int quit[POOL_MAX];
+    atomic_flag busy;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .busy = ATOMIC_FLAG_INIT};
+
+static inline void cpu_relax(void)
+{
+#if MS_X86
+    __builtin_ia32_pause();
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Runs chunks of job `gen` until none are left to claim. */
+static void pool_work(uint32_t gen)
+{
+    uint64_t t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+    for (;;) {
+        if (TK_GEN(t) != gen || TK_NEXT(t) >= TK_N(t)) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool.ticket, &t, t + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        pool.fn(pool.arg, (int)TK_NEXT(t));
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+    }
+}
+
+static void *pool_worker(void *p)
+{
+    int id = (int)(intptr_t)p;
+    uint32_t seen = TK_GEN(atomic_load(&pool.ticket));
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+        uint64_t t0 = now_ns();
+        for (int i = 1; TK_GEN(t) == seen; i++) {      /* poll, yielding the core */
+            if (atomic_load_explicit(&pool.quit[id], memory_order_relaxed)) return NULL;
+            cpu_relax();
+            if (i % 16 == 0) {
+                sched_yield();
+                if (now_ns() - t0 > SPIN_NS) {         /* idle: sleep until the next job */
+                    pthread_mutex_lock(&pool.mu);
+                    atomic_fetch_add(&pool.sleepers, 1);
+                    while (TK_GEN(atomic_load(&pool.ticket)) == seen && !atomic_load(&pool.quit[id]))
+                        pthread_cond_wait(&pool.cv, &pool.mu);
+                    atomic_fetch_sub(&pool.sleepers, 1);
+                    pthread_mutex_unlock(&pool.mu);
+                    t0 = now_ns();
+                }
+            }
+            t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+        }
+        seen = TK_GEN(t);
+        pool_work(seen);
+    }
+}
+
+/* Starts or stops helpers so that n run (the caller is the n+1th thread). */
+static void pool_resize(int n)
+{
+    if (n > POOL_MAX) n = POOL_MAX;
+    while (pool.nworkers > n) {
+        int id = --pool.nworkers;
+        atomic_store(&pool.quit[id], 1);
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+        pthread_join(pool.th[id], NULL);
+    }
+    while (pool.nworkers < n) {
+        int id = pool.nworkers;
+        atomic_store(&pool.quit[id], 0);
+        if (pthread_create(&pool.th[id], NULL, pool_worker, (void *)(intptr_t)id) != 0)
+            break;                               /* fewer helpers; the caller copes */
+        pool.nworkers++;
+    }
+}
+
+/* fn(arg, k) for k in [0, n), spread over `threads` threads (the caller
+ * included); returns when all are done. */
+static void pool_run(pool_fn fn, void *arg, int n, int threads)
+{
+    if (threads <= 1 || n <= 1 || n > POOL_MAX_CHUNKS || atomic_flag_test_and_set(&pool.busy)) {
+        for (int k = 0; k < n; k++) fn(arg, k);
+        return;
+    }
+    if (pool.nworkers != threads - 1) pool_resize(threads - 1);
+    pool.fn = fn;
+    pool.arg = arg;
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    uint32_t gen = TK_GEN(atomic_load(&pool.ticket)) + 1;
+    atomic_store(&pool.ticket, TK_MAKE(gen, n));     /* publish (seq_cst) */
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
+    }
+    pool_work(gen & 0xffffff);
+    for (int i = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < n; i++) {
+        cpu_relax();                             /* a helper is finishing its chunk */
+        if (i % 16 == 0) sched_yield();
+    }
+    atomic_flag_clear(&pool.busy);
+}
+
+/* ---- ms_matvec ------------------------------------------------------------ */
+
+typedef struct {
+    const ms_mat *W;
+    const float *x;
+    float *y;
+    int chunk;
+} mv_job;
+
+static void mv_chunk(void *arg, int k)
+{
+    const mv_job *j = arg;
+    int p0 = k * j->chunk, p1 = p0 + j->chunk;
+    if (p1 > j->W->out) p1 = j->W->out;
+    do_part(j->W, j->x, j->y, p0, p1);
+}
+
 void ms_matvec(const ms_mat *W, const float *x, float *y)
 {
     int out = W->out, in = W->in;
@@ -407,10 +597,8 @@ void ms_matvec(const ms_mat *W, const float *x, float *y)
         return;
     }
 
-    /* Work is handed out in chunks from a shared counter rather than split
-     * in equal halves: when another process holds a core, the thread that
-     * still runs takes the remaining chunks instead of waiting a scheduler
-     * slice for its partner.  A chunk is whole blocks of 64 columns (trans 1:
+    /* Work is handed out in chunks from a shared counter (see the pool) rather
+     * than split in equal halves.  A chunk is whole blocks of 64 columns (trans 1:
      * the kernel's block) or a multiple of 16 rows (trans 0: whole cache
      * lines of y, so threads never share one) reading about 64 KiB. */
     if ((size_t)out * (size_t)in < MS_PAR_MIN || nt <= 1) {
@@ -427,13 +615,15 @@ void ms_matvec(const ms_mat *W, const float *x, float *y)
         do_part(W, x, y, 0, out);
         return;
     }
-    if (nt > nchunks) nt = nchunks;
     (void)use_avx2();   /* decide the ISA before the threads read g_isa */
+    mv_job job = {W, x, y, chunk};
+    if (g_use_omp) {
+        if (nt > nchunks) nt = nchunks;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int k = 0; k < nchunks; k++) {
-        int p1 = (k + 1) * chunk < out ? (k + 1) * chunk : out;
-        do_part(W, x, y, k * chunk, p1);
+        for (int k = 0; k < nchunks; k++) mv_chunk(&job, k);
+        return;
     }
+    pool_run(mv_chunk, &job, nchunks, nt);
 }
 
 /* ---- read bandwidth ------------------------------------------------------- */
@@ -475,57 +665,66 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The probe reads through the same pool and chunking as ms_matvec: chunks
+ * of up to 16 MiB claimed from one counter, each summed with vector loads. */
+typedef struct {
+    float *buf;
+    size_t total, chunk;     /* floats; both multiples of 64 */
+    float *sums;             /* one per chunk */
+    int fill, avx;
+} bw_job;
+
+static void bw_chunk(void *arg, int k)
+{
+    const bw_job *j = arg;
+    size_t i0 = (size_t)k * j->chunk, n = j->total - i0 < j->chunk ? j->total - i0 : j->chunk;
+    float *p = j->buf + i0;
+    if (j->fill) {           /* touch every page, so the timed passes measure reads */
+        for (size_t i = 0; i < n; i++) p[i] = 1.0f;
+        return;
+    }
+#if MS_X86
+    j->sums[k] = j->avx ? sum_avx2(p, n) : sum_scalar(p, n);
+#else
+    j->sums[k] = sum_scalar(p, n);
+#endif
+}
+
 double ms_read_bandwidth(int threads, size_t bytes, int reps)
 {
     if (threads < 1) threads = ms_kernels_get_threads();
     if (reps < 1) reps = 1;
-    /* each thread reads a whole number of 256-byte blocks, 64-byte aligned */
-    size_t blocks = bytes / 256 / (size_t)threads;
-    if (blocks == 0) blocks = 1;
-    size_t per = blocks * 64;                  /* floats per thread */
-    size_t total = per * (size_t)threads;
-    float *buf = aligned_alloc(64, total * sizeof(float));
+    bw_job j = {0};
+    j.total = bytes / sizeof(float) / 64 * 64;
+    if (j.total < (size_t)64 * threads) j.total = (size_t)64 * threads;
+    j.chunk = (size_t)4 << 20;                       /* 16 MiB */
+    if (j.chunk * 4 * threads > j.total) j.chunk = j.total / (4 * (size_t)threads) / 64 * 64;
+    if (j.chunk == 0) j.chunk = 64;
+    int n = (int)((j.total + j.chunk - 1) / j.chunk);
+    j.buf = aligned_alloc(64, j.total * sizeof(float));
+    j.sums = malloc((size_t)n * sizeof(float));
     double *times = malloc((size_t)reps * sizeof(double));
-    if (!buf || !times) { free(buf); free(times); return -1; }
-    int avx = use_avx2();
-
-    /* Touch every page from the thread that will read it, so that the timed
-     * passes measure reads, not page faults. */
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        int t = omp_get_thread_num();
-#else
-        int t = 0;
-#endif
-        for (size_t i = (size_t)t * per; i < (size_t)(t + 1) * per; i++) buf[i] = 1.0f;
+    if (!j.buf || !j.sums || !times) {
+        free(j.buf); free(j.sums); free(times);
+        return -1;
     }
-
+    j.avx = use_avx2();
+    j.fill = 1;
+    pool_run(bw_chunk, &j, n, threads);
+    j.fill = 0;
     float keep = 0;
     for (int r = -1; r < reps; r++) {         /* pass -1 warms up, untimed */
         double t0 = now_s();
-#pragma omp parallel num_threads(threads) reduction(+ : keep)
-        {
-#ifdef _OPENMP
-            int t = omp_get_thread_num();
-#else
-            int t = 0;
-#endif
-            const float *p = buf + (size_t)t * per;
-#if MS_X86
-            keep += avx ? sum_avx2(p, per) : sum_scalar(p, per);
-#else
-            (void)avx;
-            keep += sum_scalar(p, per);
-#endif
-        }
+        pool_run(bw_chunk, &j, n, threads);
         double dt = now_s() - t0;
+        for (int k = 0; k < n; k++) keep += j.sums[k];
         if (r >= 0) times[r] = dt;
     }
     g_bw_sink = keep;
     qsort(times, (size_t)reps, sizeof(double), cmp_double);
     double med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
-    free(buf);
+    free(j.buf);
+    free(j.sums);
     free(times);
-    return (double)(total * sizeof(float)) / med;
+    return (double)(j.total * sizeof(float)) / med;
 }

@@ -294,6 +294,11 @@ static int build(loader *ld)
     if (L == 0) { ms_seterr(ld->err, "%s: no tensors named blocks.N.* (no layers)", ld->path); return -1; }
     c->n_layer = L;
     if (shape2(ld, "blocks.0.att.r_k", &a, &b)) return -1;
+    if (a * b > (1 << 24)) {   /* each side is at most 2^24: their product would overflow int */
+        ms_seterr(ld->err, "%s: tensor 'blocks.0.att.r_k': %lld heads of %lld (at most 2^24 in all)", ld->path,
+                  (long long)a, (long long)b);
+        return -1;
+    }
     c->n_head = (int)a;
     c->head_size = (int)b;
     c->dim_att = c->n_head * c->head_size;
@@ -587,6 +592,11 @@ static int load_bin(loader *ld, const unsigned char *p, size_t len)
         for (int i = 0; i < nd; i++) {
             if (rd32(p, len, &off, &dims[i]) || dims[i] <= 0 || dims[i] > (1 << 24)) {
                 ms_seterr(ld->err, "%s: bad or truncated dimension in tensor header at offset %zu", ld->path, at);
+                return -1;
+            }
+            /* three dims of 2^24 overflow int64; no tensor has more elements than the file has bytes */
+            if (numel > (int64_t)len / dims[i]) {
+                ms_seterr(ld->err, "%s: tensor header at offset %zu: shape larger than the file", ld->path, at);
                 return -1;
             }
             numel *= dims[i];

@@ -86,6 +86,8 @@ static int parse_header(ms_st_file *f, const char *hdr, size_t hlen, ms_err *err
         const char *name = it->string ? it->string : "";
         if (!strcmp(name, "__metadata__")) {
             if (!cJSON_IsObject(it)) { ms_seterr(err, "%s: __metadata__ is not an object", path); goto out; }
+            /* cJSON keeps duplicate keys: a second one would be written past the first's arrays */
+            if (f->meta_k) { ms_seterr(err, "%s: __metadata__ appears twice in the header", path); goto out; }
             int nm = cJSON_GetArraySize(it);
             f->meta_k = calloc((size_t)nm + 1, sizeof(char *));
             f->meta_v = calloc((size_t)nm + 1, sizeof(char *));

@@ -17,11 +17,29 @@
  *                                            (an extension of 5.3: without it
  *                                            a reopened state could not
  *                                            sample its next token)
+ *   origin.blocks.i.…        the same three per layer, and origin.logits,
+ *                                      only when the history starts from a
+ *                                      state other than zero (an import, or
+ *                                      a file opened without its history)
+ *   edits.J                  (n)      fp32   the values edit J of `edits`
+ *                                            wrote (patch), J = 0, 1, ...
  * __metadata__ (all strings): format "metastate-state", format_version "1",
  * model (shape summary), weights_hash (16 hex digits), tokens (JSON list of
  * ids), position, branch, edits (JSON list), sampler (JSON object: temp,
  * top_p, top_k, seed as a decimal string, rng as 4 hex strings), checksum
- * (16 hex digits).
+ * (16 hex digits), and the history that makes the file replayable:
+ *   origin           "zero" or "state" (then the origin.* tensors exist)
+ *   origin_position  the position of the origin (decimal)
+ *   origin_sampler   the sampler at the origin (the form of `sampler`)
+ *   sampled          JSON list of [from, to) ranges of indices into tokens:
+ *                    the tokens the sampler chose (replay re-draws them so
+ *                    the RNG comes out the same)
+ *   checks           16 hex digits per event of the history (tokens and
+ *                    edits in replay order): what replay --verify compares
+ * The checksum covers the tensor data, not the metadata: editing `tokens`
+ * gives a file that opens, and `replay --verify` names the step where it no
+ * longer reproduces its recorded checks.  What `edits` holds is the
+ * session's business (repl/session.h); here it is only a JSON list.
  *
  * What it is not: it knows nothing of sessions or snapshots; it never prints.
  */
@@ -52,6 +70,23 @@ typedef struct {
                                let it through (logits were then dropped) */
     char model[96];         /* shape summary stored in the file ("" for imports) */
     uint64_t weights_hash;  /* stored in the file (0 for imports) */
+    /* the history (see the top): on save all optional (NULL/0 = none, a
+     * zero origin); on load filled when has_history */
+    int has_history;        /* load: 1 if the file has the history keys;
+                               0 for files written without them and imports */
+    int origin_state;       /* 0: the history starts from the zero state;
+                               1: from origin / origin_logits below */
+    float *origin;          /* (ms_state_len) when origin_state */
+    float *origin_logits;   /* (V) or NULL */
+    int64_t origin_position;
+    ms_sampler origin_sampler;   /* on save: used only if has_origin_sampler */
+    int has_origin_sampler;
+    unsigned char *sampled; /* (n_tokens) 1 where the sampler chose the token; NULL = none */
+    uint64_t *checks;       /* (n_checks) one per event, in replay order */
+    long n_checks;
+    float **blobs;          /* (n_blobs) payloads edits.J of blob_len[J] floats */
+    size_t *blob_len;
+    int n_blobs;
 } ms_statefile_info;
 
 /* Load flags. */
@@ -84,5 +119,12 @@ int ms_statefile_load(const char *path, const ms_model *m, float *state_out,
                       ms_statefile_info *info_out, int flags, ms_err *err);
 
 void ms_statefile_info_free(ms_statefile_info *info);
+
+/* A sampler as the JSON object of the `sampler` key (malloc'd text; NULL
+ * for no memory), and back: 0, or -1 with err naming where (a file) and key
+ * and what is wrong.  Shared with the session, which writes samplers into
+ * `edits`. */
+char *ms_statefile_sampler_json(const ms_sampler *s);
+int ms_statefile_sampler_parse(const char *where, const char *key, const char *txt, ms_sampler *s, ms_err *err);
 
 #endif

@@ -7,7 +7,7 @@
  * what is valid; cmd_run_line() reports it.
  */
 #define _GNU_SOURCE   /* strcasestr */
-#include "commands.h"
+#include "cmd_impl.h"
 #include "args.h"
 #include "safetensors.h"
 #include "statefile.h"
@@ -22,16 +22,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-struct cmd_call {
-    cmd_env *e;
-    sess *s;
-    out *o;
-    int argc;
-    char **argv;
-    const char *rest;     /* raw text after the command name and one space */
-    ms_err *err;
-};
-
 #define CMD_MAX_N 1000000        /* most tokens one gen/step may produce */
 #define CMD_MAX_FILE (256L << 20) /* largest file score @FILE reads */
 #define CMD_MAX_DEPTH 16         /* source nesting */
@@ -41,8 +31,7 @@ struct cmd_call {
 
 /* Fail with a message; every %s taken from user input must go through
  * cmd_q() so that junk bytes cannot reach the terminal. */
-static int cmd_fail(cmd_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int cmd_fail(cmd_call *c, const char *fmt, ...)
+int cmd_fail(cmd_call *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -52,7 +41,7 @@ static int cmd_fail(cmd_call *c, const char *fmt, ...)
 }
 
 /* quoted user input for messages; up to 4 live at once */
-static const char *cmd_q(const char *s)
+const char *cmd_q(const char *s)
 {
     static char buf[4][200];
     static int k;
@@ -81,7 +70,7 @@ static void cmd_sb_add(cmd_sbuf *sb, const char *s, size_t n)
 /* Files are written by a temporary file and a rename over the target; a
  * target that exists and is not a regular file (/dev/null, a fifo, a
  * directory) would be replaced or fail late, so it is refused up front. */
-static int cmd_check_target(cmd_call *c, const char *path)
+int cmd_check_target(cmd_call *c, const char *path)
 {
     struct stat st;
     if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
@@ -92,7 +81,7 @@ static int cmd_check_target(cmd_call *c, const char *path)
 
 static const ms_config *cmd_cfg(cmd_call *c) { return &c->s->model->cfg; }
 
-static cJSON *cmd_int_array(const int *v, int n)
+cJSON *cmd_int_array(const int *v, int n)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
@@ -101,7 +90,7 @@ static cJSON *cmd_int_array(const int *v, int n)
 
 /* the printable rendering of one token between quotes (a quote in it as
  * \"), into buf */
-static const char *cmd_tok(cmd_call *c, int id, char *buf, size_t cap)
+const char *cmd_tok(cmd_call *c, int id, char *buf, size_t cap)
 {
     char r[256];
     ms_tok_render(c->s->tok, id, r, sizeof r);
@@ -124,7 +113,7 @@ static void cmd_add_tok(cmd_call *c, cJSON *obj, int id)
 }
 
 /* Snapshot lookup with a message that names the known ones. */
-static int cmd_find_snap(cmd_call *c, const char *name)
+int cmd_find_snap(cmd_call *c, const char *name)
 {
     int i = sess_snap_find(c->s, name);
     if (i >= 0) return i;
@@ -140,6 +129,68 @@ static int cmd_find_snap(cmd_call *c, const char *name)
     if (len >= sizeof list - 8) snprintf(list + sizeof list - 8, 8, ", ...");
     cmd_fail(c, "no snapshot '%s' (snapshots: %s)", cmd_q(name), list);
     return -1;
+}
+
+
+int cmd_target(cmd_call *c, const char *text, tgt *t)
+{
+    return tgt_parse(cmd_cfg(c), text, t, c->err->msg, sizeof c->err->msg);
+}
+
+void cmd_note(cmd_call *c)
+{
+    if (!c->s->note[0]) return;
+    out_text(c->o, "(%s)", c->s->note);
+    cJSON_AddStringToObject(out_obj(c->o), "note", c->s->note);
+    c->s->note[0] = 0;
+}
+
+int cmd_point_get(cmd_call *c, const char *word, cmd_point *pt)
+{
+    sess *s = c->s;
+    memset(pt, 0, sizeof *pt);
+    snprintf(pt->name, sizeof pt->name, "%.*s", SESS_NAME_MAX - 1, word);
+    if (!strcmp(word, "now")) {
+        pt->p = &s->cur;
+        pt->kind = "now";
+        return 0;
+    }
+    int i = sess_snap_find(s, word);
+    if (i >= 0) {
+        pt->p = &s->snaps[i].pt;
+        pt->kind = "snapshot";
+        return 0;
+    }
+    int b = sess_branch_find(s, word);
+    if (b < 0) {
+        char list[300] = "";
+        size_t len = 0;
+        for (int k = 0; k < s->n_snaps && len < sizeof list - 8; k++)
+            len += (size_t)snprintf(list + len, sizeof list - len, ", %s", s->snaps[k].name);
+        for (int k = 0; k < s->n_branches && len < sizeof list - 8; k++)
+            len += (size_t)snprintf(list + len, sizeof list - len, ", %s", s->branches[k].name);
+        if (len >= sizeof list - 8) snprintf(list + sizeof list - 8, 8, ", ...");
+        return cmd_fail(c, "no snapshot or branch '%s' (valid: now%s)", cmd_q(word), list);
+    }
+    pt->kind = "branch";
+    if (b == s->cur_branch) {
+        pt->p = &s->cur;
+        return 0;
+    }
+    if (sess_pt_alloc(cmd_cfg(c), &pt->own) != 0) return cmd_fail(c, "out of memory");
+    if (sess_branch_point(s, b, &pt->own, c->err) != 0) {
+        sess_pt_free(&pt->own);
+        return -1;
+    }
+    pt->owned = 1;
+    pt->p = &pt->own;
+    return 0;
+}
+
+void cmd_point_put(cmd_point *pt)
+{
+    if (pt->owned) sess_pt_free(&pt->own);
+    pt->owned = 0;
 }
 
 /* ---- decoding fed tokens into text ---- */
@@ -323,7 +374,7 @@ static int cmd_info(cmd_call *c)
 
 static int cmd_reset(cmd_call *c)
 {
-    sess_reset(c->s);
+    if (sess_reset(c->s, c->err) != 0) return -1;
     out_text(c->o, "zero state, position 0 (RNG reseeded with seed %" PRIu64 ")", c->s->cur.sampler.seed);
     cJSON_AddNumberToObject(out_obj(c->o), "position", 0);
     return 0;
@@ -435,6 +486,7 @@ static int cmd_step(cmd_call *c)
         cmd_add_tok(c, e, id);
         cJSON_AddNumberToObject(e, "p", p);
         cJSON_AddItemToArray(steps, e);
+        cmd_display_show(c);
     }
     if (i < n) {
         out_text(c->o, "(interrupted after %ld of %ld tokens)", i, n);
@@ -612,7 +664,7 @@ static int cmd_set_sampler(cmd_call *c)
         }
     }
     if (reseed) ms_sampler_reseed(&sm, seed);
-    c->s->cur.sampler = sm;
+    if (c->argc && sess_set_sampler(c->s, &sm, c->err) != 0) return -1;
     cmd_report_sampler(c, &sm);
     return 0;
 }
@@ -636,16 +688,17 @@ static int cmd_snap(cmd_call *c)
     return 0;
 }
 
-/* the last few tokens of a point as text, for listings */
-static void cmd_tail(cmd_call *c, const sess_point *p, char *buf, size_t cap)
+/* the last few tokens of a history as text, for listings */
+static void cmd_tail(cmd_call *c, sess_hist h, char *buf, size_t cap)
 {
     ms_utf8buf u;
     memset(&u, 0, sizeof u);
     char raw[256];
+    int ids[16];
+    int n = sess_hist_tail(h, ids, 16);
     size_t len = 0;
-    int from = p->n_tokens > 16 ? p->n_tokens - 16 : 0;
-    for (int i = from; i < p->n_tokens; i++)
-        len += ms_tok_decode_stream(c->s->tok, &u, p->tokens[i], raw + len, sizeof raw - len);
+    for (int i = 0; i < n; i++)
+        len += ms_tok_decode_stream(c->s->tok, &u, ids[i], raw + len, sizeof raw - len);
     len += ms_tok_decode_flush(&u, raw + len, sizeof raw - len);
     const char *r = raw;
     if (len > 40) { r = raw + len - 40; len = 40; while (len && ((unsigned char)*r & 0xC0) == 0x80) { r++; len--; } }
@@ -660,13 +713,14 @@ static int cmd_snaps(cmd_call *c)
     for (int i = 0; i < s->n_snaps; i++) {
         const sess_point *p = &s->snaps[i].pt;
         char tail[200];
-        cmd_tail(c, p, tail, sizeof tail);
-        out_text(c->o, "  %-12s position %-8" PRId64 " %s\"%s\"", s->snaps[i].name, p->position,
-                 p->has_logits ? "" : "(no logits) ", tail);
+        cmd_tail(c, s->snaps[i].hist, tail, sizeof tail);
+        out_text(c->o, "  %-12s position %-8" PRId64 " %-10s %s\"%s\"", s->snaps[i].name, p->position,
+                 s->snaps[i].branch, p->has_logits ? "" : "(no logits) ", tail);
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "name", s->snaps[i].name);
         cJSON_AddNumberToObject(e, "position", (double)p->position);
-        cJSON_AddNumberToObject(e, "n_tokens", p->n_tokens);
+        cJSON_AddNumberToObject(e, "events", (double)sess_hist_len(s->snaps[i].hist));
+        cJSON_AddStringToObject(e, "branch", s->snaps[i].branch);
         cJSON_AddBoolToObject(e, "has_logits", p->has_logits);
         cJSON_AddItemToArray(arr, e);
     }
@@ -700,13 +754,13 @@ static int cmd_save(cmd_call *c)
 {
     const char *what = "now", *path = c->argv[c->argc - 1];
     const sess_point *pt = &c->s->cur;
+    int i = -1;
     if (c->argc == 2 && strcmp(c->argv[0], "now") != 0) {
-        int i = cmd_find_snap(c, c->argv[0]);
-        if (i < 0) return -1;
+        if ((i = cmd_find_snap(c, c->argv[0])) < 0) return -1;
         what = c->s->snaps[i].name;
         pt = &c->s->snaps[i].pt;
     }
-    if (cmd_check_target(c, path) != 0 || sess_save(c->s, pt, path, c->err) != 0) return -1;
+    if (cmd_check_target(c, path) != 0 || sess_save(c->s, i, path, c->err) != 0) return -1;
     out_text(c->o, "saved %s (position %" PRId64 "%s) to %s", what, pt->position,
              pt->has_logits ? "" : ", no logits", cmd_q(path));
     cJSON *o = out_obj(c->o);
@@ -792,7 +846,122 @@ static int cmd_source(cmd_call *c)
     return 0;
 }
 
-static void cmd_describe(cmd_call *c, const cmd_def *d, cJSON *arr)
+struct cmd_dbg *cmd_dbg(cmd_env *e)
+{
+    if (!e->dbg) e->dbg = calloc(1, sizeof *e->dbg);
+    return e->dbg;
+}
+
+static void cmd_record_stop(struct cmd_dbg *g)
+{
+    if (g->rec) fclose(g->rec);
+    free(g->rec_path);
+    g->rec = NULL;
+    g->rec_path = NULL;
+}
+
+static int cmd_record(cmd_call *c)
+{
+    struct cmd_dbg *g = cmd_dbg(c->e);
+    if (!g) return cmd_fail(c, "out of memory");
+    const char *path = c->argv[0];
+    if (!strcmp(path, "off")) {
+        if (!g->rec) return cmd_fail(c, "not recording ('record FILE' starts)");
+        out_text(c->o, "stopped recording to %s", cmd_q(g->rec_path));
+        out_add_str(out_obj(c->o), "path", g->rec_path, strlen(g->rec_path));
+        cmd_record_stop(g);
+        return 0;
+    }
+    if (cmd_check_target(c, path) != 0) return -1;
+    FILE *f = fopen(path, "w");
+    char *dup = f ? strdup(path) : NULL;
+    if (!f || !dup || fprintf(f, "# metastate %s: commands recorded; run them again with -x FILE\n", MS_VERSION) < 0 ||
+        fflush(f) != 0) {
+        int en = errno;
+        if (f) fclose(f);
+        free(dup);
+        return cmd_fail(c, "cannot write '%s': %s", cmd_q(path), strerror(en));
+    }
+    cmd_record_stop(g);
+    g->rec = f;
+    g->rec_path = dup;
+    out_text(c->o, "recording the following commands to %s ('record off' stops)", cmd_q(path));
+    out_add_str(out_obj(c->o), "path", path, strlen(path));
+    return 0;
+}
+
+static int cmd_history(cmd_call *c)
+{
+    struct cmd_dbg *g = cmd_dbg(c->e);
+    long n = g ? g->n_lines : 0, from = 0, k;
+    if (c->argc) {
+        if (arg_long(c->argv[0], 1, 1000000000L, &k) != 0)
+            return cmd_fail(c, "N must be an integer from 1 to 1000000000, got '%s'", cmd_q(c->argv[0]));
+        if (k < n) from = n - k;
+    }
+    cJSON *arr = cJSON_AddArrayToObject(out_obj(c->o), "history");
+    for (long i = from; i < n; i++) {
+        char q[1200];
+        out_text(c->o, "%5ld  %s", i + 1, arg_quote_n(g->lines[i], strlen(g->lines[i]), q, sizeof q));
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "n", (double)(i + 1));
+        out_add_str(o, "line", g->lines[i], strlen(g->lines[i]));
+        cJSON_AddItemToArray(arr, o);
+    }
+    if (!n) out_text(c->o, "no commands yet");
+    return 0;
+}
+
+void cmd_env_free(cmd_env *e)
+{
+    struct cmd_dbg *g = e->dbg;
+    if (!g) return;
+    cmd_record_stop(g);
+    for (int i = 0; i < g->n_lines; i++) free(g->lines[i]);
+    free(g->lines);
+    cmd_display_free(e);
+    free(g);
+    e->dbg = NULL;
+}
+
+/* after a top-level command: keep it for `history`, append it to the record */
+static void cmd_log_line(cmd_env *e, const char *line, const cmd_def *d, int ok)
+{
+    struct cmd_dbg *g = cmd_dbg(e);
+    if (!g) return;
+    if (g->n_lines == g->cap_lines) {
+        int cap = g->cap_lines ? 2 * g->cap_lines : 64;
+        char **v = realloc(g->lines, (size_t)cap * sizeof *v);
+        if (!v) return;
+        g->lines = v;
+        g->cap_lines = cap;
+    }
+    char *dup = strdup(line);
+    if (dup) g->lines[g->n_lines++] = dup;
+    if (!g->rec || (d && (d->fn == cmd_record || d->fn == cmd_history || d->fn == cmd_quit))) return;
+    if (fprintf(g->rec, "%s%s\n", ok ? "" : "# failed: ", line) < 0 || fflush(g->rec) != 0) {
+        fprintf(stderr, "record: writing %s failed (%s); recording stopped\n", g->rec_path, strerror(errno));
+        cmd_record_stop(g);
+    }
+}
+
+const char *cmd_complete_word(cmd_env *e, char kind, const char *text, int k, char *buf, size_t cap)
+{
+    sess *s = e->s;
+    size_t tl = strlen(text);
+    if (!s->model) return NULL;
+    if (kind == 't') return tgt_complete(&s->model->cfg, text, k, buf, cap);
+    int seen = 0;
+    if (kind == 'n' && !strncmp("now", text, tl) && seen++ == k) return snprintf(buf, cap, "now"), buf;
+    for (int i = 0; (kind == 's' || kind == 'n') && i < s->n_snaps; i++)
+        if (!strncmp(s->snaps[i].name, text, tl) && seen++ == k) return snprintf(buf, cap, "%s", s->snaps[i].name), buf;
+    for (int i = 0; (kind == 'b' || kind == 'n') && i < s->n_branches; i++)
+        if (!strncmp(s->branches[i].name, text, tl) && seen++ == k)
+            return snprintf(buf, cap, "%s", s->branches[i].name), buf;
+    return NULL;
+}
+
+static void cmd_describe(cmd_call *c, const cmd_def *d, cJSON *arr, int more)
 {
     char usage[80];
     snprintf(usage, sizeof usage, "%s%s%s", d->name, d->args[0] ? " " : "", d->args);
@@ -803,14 +972,60 @@ static void cmd_describe(cmd_call *c, const cmd_def *d, cJSON *arr)
     cJSON_AddStringToObject(e, "args", d->args);
     cJSON_AddStringToObject(e, "help", d->help);
     cJSON_AddBoolToObject(e, "available", d->fn != NULL);
+    if (more && d->more) {
+        out_text(c->o, "%s", "");
+        for (const char *p = d->more; *p;) {
+            size_t n = strcspn(p, "\n");
+            out_text(c->o, "  %.*s", (int)n, p);
+            p += n + (p[n] == '\n');
+        }
+        cJSON_AddStringToObject(e, "more", d->more);
+    }
     cJSON_AddItemToArray(arr, e);
+}
+
+/* ---- look: the view's commands, plugged in through e->view_ops ---- */
+
+static int cmd_no_view(cmd_call *c)
+{
+    return cmd_fail(c, "the view is not part of this build");
+}
+
+static int cmd_view(cmd_call *c)
+{
+    if (!c->e->view_ops) return cmd_no_view(c);
+    return c->e->view_ops->view(c->e, c->argc, c->argv, c->err);
+}
+
+static int cmd_scale(cmd_call *c)
+{
+    if (!c->e->view_ops) return cmd_no_view(c);
+    return c->e->view_ops->scale(c->e, c->argc, c->argv, c->err);
+}
+
+/* export TARGET PATH: the format by PATH's extension */
+static int cmd_export(cmd_call *c)
+{
+    const char *path = c->argv[1], *dot = strrchr(path, '.');
+    if (dot && !strcasecmp(dot, ".png")) {
+        if (!c->e->view_ops) return cmd_no_view(c);
+        if (cmd_check_target(c, path) != 0) return -1;
+        return c->e->view_ops->export_png(c->e, c->argv[0], path, c->err);
+    }
+    if (dot && (!strcasecmp(dot, ".csv") || !strcasecmp(dot, ".npy"))) return cmd_export_data(c, c->argv[0], path);
+    return cmd_fail(c, "'%s': the format comes from the extension: .csv, .npy or .png", cmd_q(path));
 }
 
 static int cmd_help(cmd_call *c);
 static int cmd_apropos(cmd_call *c);
+static int cmd_record(cmd_call *c);
+static int cmd_history(cmd_call *c);
 
 /* ---- the table ---- */
 
+/* A row may leave out `more` (NULL: no more text for `help CMD`). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const cmd_def cmd_defs[] = {
     /* model */
     { "load", "PATH", 1, 1, 0, "f", cmd_load, "load a model (.safetensors or rwkv.cpp .bin); the session restarts" },
@@ -822,17 +1037,29 @@ static const cmd_def cmd_defs[] = {
     { "step", "[N]", 0, 1, 0, "-", cmd_step, "sample and feed N tokens (1), one line each; an empty line repeats it" },
     { "gen", "N", 1, 1, 0, "-", cmd_gen, "sample and feed N tokens, printing the text as it comes" },
     { "top", "[K]", 0, 1, 0, "-", cmd_top, "the K most probable next tokens (10)" },
-    { "trace", "TEXT", 1, -1, 1, "-", NULL, "per position: token, top-1 next token, its probability" },
+    { "trace", "TEXT", 1, -1, 1, "-", cmd_trace,
+      "per position: token, top-1 next token, its probability (a dry run: the state is kept)" },
     { "score", "TEXT|@FILE", 1, -1, 1, "f", cmd_score, "bits per token and per byte of the text from here; the state is kept" },
     { "save-logits", "PATH", 1, 1, 0, "f", cmd_save_logits, "write the current logits as float32 LE" },
     { "set-sampler", "[temp=T] [top_p=P] [top_k=K] [seed=S]", 0, 4, 0, "k", cmd_set_sampler,
       "show or change the sampler; seed= reseeds its RNG" },
     /* look */
-    { "view", "overview|L.H|sse L", 1, 2, 0, "-", NULL, "choose what the full-screen view shows" },
-    { "display", "TARGET", 1, 1, 0, "-", NULL, "print TARGET after every step" },
-    { "undisplay", "N", 1, 1, 0, "-", NULL, "stop a display" },
-    { "scale", "auto|lock|sym|log|p99", 1, 1, 0, "-", NULL, "colour scale of the heatmaps" },
-    { "export", "TARGET PATH", 2, 2, 0, "-f", NULL, "write a state part as .csv, .npy or .png" },
+    { "view", "overview [norm|delta|drift SNAP] | L.H | sse L", 1, 3, 0, "-", cmd_view,
+      "what the full-screen view shows: the layer x head grid, one head, or a layer's SSE heads" },
+    { "display", "[TARGET]", 0, 1, 0, "t", cmd_display,
+      "print TARGET after every command that moves the state (no argument: list them)",
+      "In line mode (--plain, --batch): after each token of `step` and after any other command that\n"
+      "changes the current point.  A target of at most 8 values is printed whole; a larger one as its\n"
+      "shape, norm, mean and extremes.  With --json the values go into the command's object." },
+    { "undisplay", "[N]", 0, 1, 0, "-", cmd_undisplay, "stop display N (no argument: all of them)" },
+    { "scale", "[auto|lock|sym|log|p99]", 0, 1, 0, "-", cmd_scale,
+      "colour scale of the heatmaps (no argument: show it)" },
+    { "export", "TARGET PATH", 2, 2, 0, "tf", cmd_export,
+      "write a state part as .csv, .npy or .png (TARGET view: what the view shows)",
+      ".npy: format 1.0, '<f4', C order, the target's shape: (N, N) for a head, (N,) for a row or a\n"
+      "column, () for one entry, (C,) for att_x/ffn_x, and the flat state order for L.* and *\n"
+      "(per layer: att_x, S of H0, H1, ..., ffn_x).  .csv: plain numbers (%.9g, exact for float32),\n"
+      "one matrix row per line; a vector is one line.  Written atomically (temporary file, rename)." },
     /* snapshots */
     { "snap", "[NAME]", 0, 1, 0, "-", cmd_snap, "copy the current state, logits, tokens and sampler under NAME (s1, s2...)" },
     { "snaps", "", 0, 0, 0, "-", cmd_snaps, "list the snapshots" },
@@ -842,29 +1069,81 @@ static const cmd_def cmd_defs[] = {
     { "open", "PATH [NAME] [--force]", 1, 3, 0, "f-", cmd_open,
       "read a state file (or a RWKV-Runner time_state file) as snapshot NAME (the file stem) and restore it" },
     /* edit, branches, replay, compare, scaling, experiments */
-    { "set", "TARGET VALUE", 2, 2, 0, "-", NULL, "set part of the state" },
-    { "zero", "TARGET", 1, 1, 0, "-", NULL, "zero part of the state" },
-    { "scale-state", "TARGET F", 2, 2, 0, "-", NULL, "multiply part of the state" },
-    { "noise", "TARGET SIGMA [SEED]", 2, 3, 0, "-", NULL, "add Gaussian noise to part of the state" },
-    { "patch", "TARGET from SNAP", 3, 3, 0, "--s", NULL, "copy part of a snapshot's state (activation patching)" },
-    { "fork", "NAME", 1, 1, 0, "-", NULL, "a new branch at the current point" },
-    { "branches", "", 0, 0, 0, "-", NULL, "the branch tree" },
-    { "switch", "NAME", 1, 1, 0, "-", NULL, "go to another branch" },
-    { "goto", "POS", 1, 1, 0, "-", NULL, "go to a position on the current branch" },
-    { "replay", "[FROM] [--verify]", 0, 2, 0, "s", NULL, "re-run the branch's tokens and edits" },
-    { "diff", "A B [TARGET]", 2, 3, 0, "s", NULL, "compare two snapshots, branches or now" },
-    { "grow", "tokens|sse|heads K", 2, 2, 0, "-", NULL, "grow the model, keeping its function" },
-    { "save-model", "PATH", 1, 1, 0, "f", NULL, "write the (grown) model" },
-    { "task", "NAME [LEN] [N] [SEED]", 1, 4, 0, "-", NULL, "run a state-tracking task" },
-    { "sweep", "patch L.* from SNAP", 4, 4, 0, "-", NULL, "one row per head: the metric after patching it" },
+    { "set", "TARGET VALUE", 2, 2, 0, "t-", cmd_set, "set every value of TARGET to VALUE (an edit)",
+      "Edits (set, zero, scale-state, noise, patch) are events of the branch's history: replay and\n"
+      "goto redo them exactly, state files keep them, and the point is marked (edited).  A value is\n"
+      "a finite number stored as float32; an edit whose result would not be finite is refused and\n"
+      "nothing changes.  An edit changes the state, not the logits already computed: the next token\n"
+      "shows its effect.  'help targets' lists the targets." },
+    { "zero", "TARGET", 1, 1, 0, "t", cmd_zero, "set TARGET to 0 (an edit)" },
+    { "scale-state", "TARGET F", 2, 2, 0, "t-", cmd_scale_state, "multiply TARGET by F (an edit)" },
+    { "noise", "TARGET SIGMA [SEED]", 2, 3, 0, "t-", cmd_noise, "add Gaussian noise of std SIGMA to TARGET (an edit)",
+      "Without SEED the seed is drawn from the sampler's seed and the event's index (so the same\n"
+      "commands give the same noise) and printed; the history records it." },
+    { "patch", "TARGET from SRC", 3, 3, 0, "t-n", cmd_patch,
+      "copy TARGET from snapshot or branch SRC into the current state (activation patching; an edit)",
+      "The copied values are stored with the event, so replay does not need SRC any more." },
+    { "fork", "NAME", 1, 1, 0, "-", cmd_fork, "a new branch NAME at the current point, and switch to it",
+      "The old branch keeps its position.  Branches and snapshots share one set of names.  A fork\n"
+      "costs one copy of the state (its base point)." },
+    { "branches", "", 0, 0, 0, "-", cmd_branches, "the branch tree, with positions; * marks the current branch" },
+    { "switch", "NAME", 1, 1, 0, "b", cmd_switch, "make branch NAME current, at its position" },
+    { "drop-branch", "NAME", 1, 1, 0, "b", cmd_drop_branch, "forget branch NAME (not the current one)" },
+    { "goto", "POS|@EVENT|end", 1, 1, 0, "-", cmd_goto, "move along the current branch (restores a checkpoint, replays)",
+      "POS: the point after the last event at that position (edits made there included); @N: the\n"
+      "point after the branch's first N events (see `events`); end: its last event.  It costs at\n"
+      "most one checkpoint gap of steps ('checkpoints').  Going back keeps what follows: goto forward\n"
+      "returns to it; a new token or edit there continues the branch from here and keeps its old\n"
+      "continuation as the branch NAME.k (nothing is dropped unless you drop it)." },
+    { "events", "[N|FROM TO]", 0, 2, 0, "-", cmd_events, "the current branch's history: the last N events (20), or FROM..TO",
+      "Each line: event number, position after it, what it was, and its recorded checksums\n"
+      "(state, logits).  `goto @N` goes to the point after event N; '>' marks the current one." },
+    { "checkpoints", "[every=K] [max=M]", 0, 2, 0, "-", cmd_checkpoints,
+      "show or set the automatic checkpoints (every K events, at most M kept)",
+      "Each history keeps its base point and a copy every K events (256), so goto and switch cost\n"
+      "at most K steps.  Memory is bounded: past M checkpoints in the session (64) the history\n"
+      "with the most loses every other one, doubling its gap (the listing gives the longest gap)." },
+    { "mem", "", 0, 0, 0, "-", cmd_mem, "resident memory and what the session holds (snapshots, checkpoints, events)" },
+    { "replay", "[FROM] [--verify]", 0, 2, 0, "s-", cmd_replay,
+      "re-run the current point's history from its origin (or snapshot FROM) and compare",
+      "Re-applies every recorded token and edit from the origin (the zero state, or the state a\n"
+      "history started from) or from snapshot FROM (on this history) up to the current point.\n"
+      "--verify compares, after every event, the checksums recorded then (state and logits, 32-bit\n"
+      "each), a token the sampler drew with the one recorded, and every stored checkpoint bit for\n"
+      "bit; it stops at the first difference, names the step (event number, what it was, the\n"
+      "position) and changes nothing.  Otherwise the replayed point becomes the current one, and\n"
+      "replay says whether it equals the one before bit for bit.  To check a state file's history:\n"
+      "open it, then replay --verify." },
+    { "diff", "A B [TARGET]", 2, 3, 0, "nnt", cmd_diff, "compare two points (snapshots, branches or now): per part, and KL",
+      "One row per part (each layer's att_x, heads and ffn_x; or the parts of TARGET): |A|, |B|,\n"
+      "|B-A| (Frobenius), cosine of the flattened parts; then the largest |B-A| and where, and\n"
+      "KL(P_A||P_B) in nats of the next-token distributions they predict now (their logits; n/a\n"
+      "when either has none), summed in double term by term, each term >= 0.  A branch means its\n"
+      "current point." },
+    { "grow", "tokens M [SEED] | sse K | heads K [SEED]", 2, 3, 0, "-", cmd_grow,
+      "grow the model and every stored state, keeping the logits (MODEL.md 3.3)" },
+    { "save-model", "PATH", 1, 1, 0, "f", cmd_save_model, "write the (grown) model as .safetensors" },
+    { "task", "NAME [LEN] [N] [SEED] [--dump PATH]", 1, 6, 0, "-", cmd_task,
+      "accuracy by position bucket on N generated sequences (parity, s3, s5, modcount-K; 64 100 0)" },
+    { "sweep", "patch L.* from SRC [TOKEN]", 4, 5, 0, "-t-n-", cmd_sweep,
+      "activation patching over heads: one row per head of layer L, patched from SRC",
+      "For each head h of layer L: a copy of the current point with L.Hh taken from SRC (a\n"
+      "snapshot or branch) is stepped with TOKEN (an id; default: the current most probable next\n"
+      "token), and compared with the unpatched point and SRC stepped with the same token:\n"
+      "kl_cur = KL(P_now||P_patched) (what the head changes), kl_src = KL(P_src||P_patched) (what\n"
+      "is left to explain), recovered = 1 - kl_src/KL(P_src||P_now), and the probability of SRC's\n"
+      "top token.  The current point is not changed." },
     /* session */
     { "source", "FILE", 1, 1, 0, "f", cmd_source, "run the commands in FILE (stops at the first failure)" },
-    { "record", "FILE", 1, 1, 0, "f", NULL, "record everything typed" },
-    { "history", "", 0, 0, 0, "-", NULL, "the commands typed so far" },
-    { "help", "[CMD]", 0, 1, 0, "c", cmd_help, "list the commands, or show one" },
+    { "record", "FILE|off", 1, 1, 0, "f", cmd_record, "append every following command to FILE (replay it with -x FILE)",
+      "The file is started anew; each command is written (and flushed) when it has run; a command\n"
+      "that failed is written as a comment, so that -x does not stop at it.  'record off' stops." },
+    { "history", "[N]", 0, 1, 0, "-", cmd_history, "the commands run in this session (the last N)" },
+    { "help", "[CMD|targets]", 0, 1, 0, "c", cmd_help, "list the commands, or show one; 'help targets' for targets" },
     { "apropos", "WORD", 1, 1, 0, "-", cmd_apropos, "commands whose name or help mentions WORD" },
     { "quit", "", 0, 0, 0, "-", cmd_quit, "leave (also Ctrl-D)" },
 };
+#pragma GCC diagnostic pop
 #define CMD_N ((int)(sizeof cmd_defs / sizeof cmd_defs[0]))
 
 const cmd_def *cmd_table(int *n)
@@ -892,6 +1171,25 @@ static const char *cmd_nearest(const char *word)
 static int cmd_help(cmd_call *c)
 {
     cJSON *arr = cJSON_AddArrayToObject(out_obj(c->o), "commands");
+    if (c->argc && !strcmp(c->argv[0], "targets")) {
+        static const char *const lines[] = {
+            "State targets (0-based; L and H may be lower case):",
+            "  *              the whole state: every layer's att_x, S and ffn_x",
+            "  L3.*           all of layer 3",
+            "  L3.H1          head 1's N x N matrix S[value i][key j]",
+            "  L3.H1[i,j]     one entry; L3.H1[i,:] row i; L3.H1[:,j] column j",
+            "  L3.att_x       TimeMix's token-shift vector (C); L3.att_x[k] one entry",
+            "  L3.ffn_x       the Meta-State layer's token-shift vector (C); [k] too",
+        };
+        for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) out_text(c->o, "%s", lines[i]);
+        if (c->s->model) {
+            const ms_config *g = cmd_cfg(c);
+            out_text(c->o, "This model: layers 0..%d, heads H0..H%d, N = %d, C = %d.", g->n_layer - 1,
+                     g->n_head - 1, g->head_size, g->n_embd);
+        }
+        cJSON_AddStringToObject(out_obj(c->o), "targets", TGT_GRAMMAR);
+        return 0;
+    }
     if (c->argc) {
         const cmd_def *d = cmd_lookup(c->argv[0]);
         if (!d) {
@@ -899,17 +1197,18 @@ static int cmd_help(cmd_call *c)
             if (near) return cmd_fail(c, "no command '%s'; did you mean '%s'?", cmd_q(c->argv[0]), near);
             return cmd_fail(c, "no command '%s' ('help' lists them)", cmd_q(c->argv[0]));
         }
-        cmd_describe(c, d, arr);
+        cmd_describe(c, d, arr, 1);
         return 0;
     }
     for (int i = 0; i < CMD_N; i++)
-        if (cmd_defs[i].fn) cmd_describe(c, &cmd_defs[i], arr);
+        if (cmd_defs[i].fn) cmd_describe(c, &cmd_defs[i], arr, 0);
     char later[600] = "";
     size_t len = 0;
     for (int i = 0; i < CMD_N; i++)
         if (!cmd_defs[i].fn && len < sizeof later)
             len += (size_t)snprintf(later + len, sizeof later - len, "%s%s", len ? ", " : "", cmd_defs[i].name);
-    out_text(c->o, "not in this version yet: %s", later);
+    if (later[0]) out_text(c->o, "not in this version yet: %s", later);
+    out_text(c->o, "'help CMD' shows one command; 'help targets' the state targets.");
     return 0;
 }
 
@@ -920,7 +1219,7 @@ static int cmd_apropos(cmd_call *c)
     for (int i = 0; i < CMD_N; i++) {
         const cmd_def *d = &cmd_defs[i];
         if (strcasestr(d->name, c->argv[0]) || strcasestr(d->help, c->argv[0]) || strcasestr(d->args, c->argv[0])) {
-            cmd_describe(c, d, arr);
+            cmd_describe(c, d, arr, 0);
             found++;
         }
     }
@@ -930,7 +1229,27 @@ static int cmd_apropos(cmd_call *c)
 
 /* ---- the interpreter ---- */
 
+static int cmd_run_line1(cmd_env *e, const char *line, const char *where, char *msg, size_t cap,
+                         const cmd_def **ran);
+
 int cmd_run_line(cmd_env *e, const char *line, const char *where, char *msg, size_t cap)
+{
+    const cmd_def *d = NULL;
+    int depth = e->depth;
+    int rc = cmd_run_line1(e, line, where, msg, cap, &d);
+    if (rc != 0 && depth == 0) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        size_t n = strcspn(p, "\r\n");
+        char *one = strndup(p, n);
+        if (one) cmd_log_line(e, one, d, rc > 0);
+        free(one);
+    }
+    return rc;
+}
+
+static int cmd_run_line1(cmd_env *e, const char *line, const char *where, char *msg, size_t cap,
+                         const cmd_def **ran)
 {
     const char *p = line;
     while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
@@ -943,6 +1262,7 @@ int cmd_run_line(cmd_env *e, const char *line, const char *where, char *msg, siz
     ms_err err;
     err.msg[0] = 0;
     const cmd_def *d = nl < sizeof name ? cmd_lookup(name) : NULL;
+    *ran = d;
     out_begin(e->o, d ? d->name : cmd_q(name));
     if (e->s->stop) *e->s->stop = 0;
 
@@ -985,10 +1305,16 @@ int cmd_run_line(cmd_env *e, const char *line, const char *where, char *msg, siz
     } else {
         c.argc = argc;
         c.argv = argv;
+        uint64_t v0 = e->s->version;
         rc = d->fn(&c);
+        if (rc == 0 && e->s->model) {
+            cmd_note(&c);
+            if (e->s->version != v0 && d->fn != cmd_step) cmd_display_show(&c);
+        }
     }
     free(argv);
     if (rc != 0) {
+        e->s->note[0] = 0;
         if (!err.msg[0]) snprintf(err.msg, sizeof err.msg, "failed");
         if (e->o->json) snprintf(msg, cap, "%s%s", pre, err.msg);
         else snprintf(msg, cap, "%s%s: %s", pre, d->name, err.msg);

@@ -1,18 +1,21 @@
 /* main.c: the metastate program: argument parsing (DEBUGGER.md 1), the
- * default model, -c/-x commands, --batch, and the interactive line mode
- * (readline with history and tab completion).
+ * default model, -c/-x commands, --batch, the interactive line mode
+ * (readline with history and tab completion), and the start of the
+ * full-screen view (tui.c) when stdin and stdout are a terminal that can
+ * show it and neither --plain, --batch nor --json was given.
  *
  * What it is: the thin outer layer that turns argv and a terminal into
- * calls of cmd_run_line().  What it is not: the full-screen ncurses view
- * (a later step; for now interactive means line mode), or anything that
- * knows what a command does (commands.c).
+ * calls of cmd_run_line().  What it is not: the full-screen view itself
+ * (tui.c), or anything that knows what a command does (commands.c).
  *
  * Exit status: 0; 1 for a model that cannot be loaded or the first failing
  * command under --batch; 2 for a bad command-line argument.  Each failure
  * prints exactly one line on stderr.
  */
+#include "cmd_view.h"
 #include "commands.h"
 #include "out.h"
+#include "tui.h"
 #include "args.h"
 #include "session.h"
 #include "statefile.h"
@@ -70,7 +73,7 @@ static void main_usage(FILE *f)
         "  -c CMD          run a command (repeatable; in order with -x)\n"
         "  -x FILE         run the commands in FILE, one per line ('#' starts a comment)\n"
         "  --batch         exit after the commands; the first failing one exits with status 1\n"
-        "  --plain         line mode (the only interactive mode in this version)\n"
+        "  --plain         line mode instead of the full-screen view\n"
         "  --json          every command's result as one JSON object per line on stdout\n"
         "  --backend B     cpu (cuda is not built in this version: falls back to cpu)\n"
         "  --threads N     threads for the kernels\n"
@@ -259,6 +262,17 @@ static char *main_gen_key(const char *text, int state)
     return main_gen_list(text, state, keys, 4, &idx);
 }
 
+/* snapshot, branch, "now" and target names (cmd_complete_word) */
+static char main_word_kind;
+static char *main_gen_word(const char *text, int state)
+{
+    static int idx;
+    if (!state) idx = 0;
+    char buf[128];
+    const char *r = cmd_complete_word(main_env, main_word_kind, text, idx++, buf, sizeof buf);
+    return r ? strdup(r) : NULL;
+}
+
 static char **main_complete(const char *text, int start, int end)
 {
     (void)end;
@@ -286,6 +300,12 @@ static char **main_complete(const char *text, int start, int end)
     case 'S': return rl_completion_matches(text, main_gen_snap_file);
     case 'f': return rl_completion_matches(text, rl_filename_completion_function);
     case 'c': return rl_completion_matches(text, main_gen_cmd);
+    case 'b':
+    case 'n':
+    case 't':
+        main_word_kind = kind;
+        if (kind == 't') rl_completion_append_character = '\0';   /* "L3." goes on */
+        return rl_completion_matches(text, main_gen_word);
     case 'k':
         rl_completion_append_character = '\0';
         return rl_completion_matches(text, main_gen_key);
@@ -302,6 +322,29 @@ static char *main_history_path(void)
     return p;
 }
 
+/* readline's set-up, shared by the line mode and the full-screen view:
+ * completion from the command table, history from ~/.metastate_history.
+ * Returns the history path for main_rl_end (NULL: no history file). */
+static char *main_rl_begin(cmd_env *e)
+{
+    main_env = e;
+    rl_readline_name = "metastate";
+    rl_attempted_completion_function = main_complete;
+    rl_catch_signals = 0;
+    using_history();
+    char *hist = main_history_path();
+    if (hist) read_history(hist);
+    return hist;
+}
+
+static void main_rl_end(char *hist)
+{
+    if (!hist) return;
+    write_history(hist);
+    history_truncate_file(hist, MAIN_HISTORY_MAX);
+    free(hist);
+}
+
 /* the line-mode loop; returns when the user quits or input ends */
 static void main_interactive(cmd_env *e)
 {
@@ -310,13 +353,7 @@ static void main_interactive(cmd_env *e)
     char *last_step = NULL;   /* an empty line repeats the last `step` */
     char *hist = NULL;
     if (tty) {
-        main_env = e;
-        rl_readline_name = "metastate";
-        rl_attempted_completion_function = main_complete;
-        rl_catch_signals = 0;
-        using_history();
-        hist = main_history_path();
-        if (hist) read_history(hist);
+        hist = main_rl_begin(e);
         if (!e->o->json)
             printf("metastate %s: %s. 'help' lists the commands; Ctrl-D quits.\n", MS_VERSION,
                    e->s->model->path ? e->s->model->path : "?");
@@ -358,11 +395,24 @@ static void main_interactive(cmd_env *e)
     }
     free(buf);
     free(last_step);
-    if (hist) {
-        write_history(hist);
-        history_truncate_file(hist, MAIN_HISTORY_MAX);
-        free(hist);
-    }
+    main_rl_end(hist);
+}
+
+/* The full-screen view with the -c/-x actions run inside it.  Returns 0,
+ * or -1 when it could not start (the reason is printed; nothing ran). */
+static int main_tui(cmd_env *e, const main_opts *o)
+{
+    char why[300];
+    tui_action *acts = calloc((size_t)o->n_acts + 1, sizeof *acts);
+    if (!acts) return -1;
+    for (int i = 0; i < o->n_acts; i++) acts[i] = (tui_action){ o->acts[i].kind, o->acts[i].text };
+    tui_opts to = { .no_color = o->no_color, .acts = acts, .n_acts = o->n_acts };
+    char *hist = main_rl_begin(e);
+    int rc = tui_run(e, &to, why, sizeof why);
+    main_rl_end(hist);
+    free(acts);
+    if (rc != 0) fprintf(stderr, "metastate: no full-screen view (%s); line mode\n", why);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -384,7 +434,7 @@ int main(int argc, char **argv)
 
     const char *nc = getenv("NO_COLOR");
     out ot = { .json = o.json, .color = !o.no_color && !(nc && *nc) && isatty(STDERR_FILENO) };
-    cmd_env e = { .s = s, .o = &ot, .backend = o.backend };
+    cmd_env e = { .s = s, .o = &ot, .backend = o.backend, .view_ops = &cmdv_ops };
     if (!o.batch) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -394,7 +444,12 @@ int main(int argc, char **argv)
     }
 
     int status = 0;
-    char msg[1024];
+    char msg[1024], why[200];
+    /* a person is watching: record every step for the view from the start
+     * (--batch records only from its first view command on) */
+    if (!o.batch) cmdv_get(&e);
+    int full = !o.batch && !o.plain && !o.json && tui_possible(why, sizeof why);
+    if (full && main_tui(&e, &o) == 0) o.n_acts = 0, e.quit = 1;   /* it ran everything */
     for (int i = 0; i < o.n_acts && !e.quit; i++) {
         int rc;
         if (o.acts[i].kind == 'c') {
@@ -413,6 +468,8 @@ int main(int argc, char **argv)
     if (!o.batch && !e.quit && status == 0) main_interactive(&e);
 
     cJSON_Delete(ot.obj);
+    cmdv_free(&e);
+    cmd_env_free(&e);
     sess_free(s);
     free(model);
     free(exe_dir);

@@ -6,12 +6,16 @@ torch nn.Module whose parameter names and shapes are the official RWKV-7
 checkpoint names plus ffn.sse_key / ffn.sse_ln.  It runs in float64 (the
 oracle for the C code's golden files) or float32, one token at a time (`step`)
 or over a (B, T) batch (`forward_seq`, a Python loop over time that autograd
-can see through).  The state is a list per layer of (att_x (B,C), S (B,H,N,N)
+can see through).  `forward_seq(..., fast=True)` is the same model for
+training: every dense part runs over all B*T positions at once and only the
+WKV recurrence runs in time, in C (scripts/wkv_ext, CPU) or as a loop of
+small tensor ops (`wkv7_loop`, any device).  The state is a list per layer of (att_x (B,C), S (B,H,N,N)
 indexed [h][value i][key j], ffn_x (B,C)); `state_to_flat` / `flat_to_state`
 give the flat MODEL.md 4 layout.  It is written for clarity, not speed.
 """
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 
@@ -178,8 +182,8 @@ class HeadNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(heads * size, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(heads * size, dtype=dtype))
 
-    def forward(self, x):                                  # (B, heads*size)
-        xs = x.view(x.shape[0], self.heads, self.size)
+    def forward(self, x):                                  # (..., heads*size)
+        xs = x.view(*x.shape[:-1], self.heads, self.size)
         mu = xs.mean(-1, keepdim=True)
         var = ((xs - mu) ** 2).mean(-1, keepdim=True)
         y = (xs - mu) / torch.sqrt(var + HEAD_NORM_EPS)
@@ -247,6 +251,34 @@ class TimeMix(nn.Module):
             tr.update(r=r, k=k, v=v, w=w, a=a, kk=kk.reshape(B, -1), g=g, y=y.reshape(B, -1), S=S)
         return out, xa, S, v_first
 
+    def forward_seq(self, xa, att_x, S, v_first, wkv):
+        """The same over a sequence: xa (B,T,C), att_x (B,C), S (B,H,N,N),
+        v_first (B,T,A) or None in layer 0; wkv a function like wkv7_loop.
+        Returns (out (B,T,C), att_x', S_T, v_first, rec) where rec =
+        (w, k, v, kk, a, S) in (B,T,H,N) / (B,H,N,N), the recurrence inputs
+        that the Self-State Encoder's read replays."""
+        B, T, _ = xa.shape
+        H, N = self.H, self.N
+        d = torch.cat([att_x.unsqueeze(1), xa[:, :-1]], 1) - xa
+        xr, xw, xk, xv, xa_, xg = (xa + d * getattr(self, "x_" + c).view(-1) for c in "rwkvag")
+        r, k, v = self.receptance(xr), self.key(xk), self.value(xv)
+        w = torch.exp(-DECAY_SCALE * torch.sigmoid(self.w0.view(-1) + torch.tanh(xw @ self.w1) @ self.w2))
+        a = torch.sigmoid(self.a0.view(-1) + (xa_ @ self.a1) @ self.a2)
+        g = torch.sigmoid(xg @ self.g1) @ self.g2
+        if self.layer_id == 0:
+            v_first = v
+        else:
+            v = v + (v_first - v) * torch.sigmoid(self.v0.view(-1) + (xv @ self.v1) @ self.v2)
+        kk = (k * self.k_k.view(-1)).view(B, T, H, N)
+        kk = kk / kk.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        k = k * (1 + (a - 1) * self.k_a.view(-1))
+        rh, kh, vh, wh, ah = (t.view(B, T, H, N) for t in (r, k, v, w, a))
+        y, S_T = wkv(rh, wh, kh, vh, kk, ah, S)
+        yn = self.ln_x(y.reshape(B, T, H * N))
+        bonus = (rh * kh * self.r_k).sum(-1, keepdim=True) * vh
+        out = self.output((yn + bonus.reshape(B, T, H * N)) * g)
+        return out, xa[:, -1], S_T, v_first, (wh, kh, vh, kk, ah, S)
+
 
 class MetaLayer(nn.Module):
     """The Meta-State layer, MODEL.md 3: RWKV-7 ChannelMix read as n parameter
@@ -284,15 +316,36 @@ class MetaLayer(nn.Module):
                 tr.update(q=q.reshape(B, -1), e_raw=e_raw, e=e)
         return self.value(act), xf
 
+    def forward_seq(self, xf, ffn_x, rec, wkv):
+        """The same over a sequence: xf (B,T,C), ffn_x (B,C), rec the
+        recurrence inputs from TimeMix.forward_seq; the SSE read e_t = S_t q_t
+        is the recurrence replayed on heads 0..Hs-1 with q in place of r.
+        Returns (out (B,T,C), ffn_x')."""
+        B, T, _ = xf.shape
+        Hs, N = self.Hs, self.N
+        z = xf + (torch.cat([ffn_x.unsqueeze(1), xf[:, :-1]], 1) - xf) * self.x_k.view(-1)
+        s = self.key(z)
+        if Hs:
+            zq = z[..., :Hs * N].reshape(B, T, Hs, N)
+            q = zq / zq.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            w, k, v, kk, a, S0 = rec
+            e_raw, _ = wkv(q, *(t[:, :, :Hs] for t in (w, k, v, kk, a)), S0[:, :Hs])
+            e = self.sse_ln(e_raw.reshape(B, T, Hs * N))
+            s = s + self.sse_key(e)
+        act = torch.relu(s) ** 2
+        if self.E > 1:
+            act = act * self._expert_mask(z, e if Hs else None)
+        return self.value(act), xf[:, -1]
+
     def _expert_mask(self, z, e):
         """MODEL.md 3.4: router key of a block = mean of its rows of [Kz | Ks];
-        keep the top_k blocks by [z; e]·key.  Returns (B, n) of 0/1."""
+        keep the top_k blocks by [z; e]·key.  Returns (..., n) of 0/1."""
         keys = self.key.weight if e is None else torch.cat([self.key.weight, self.sse_key.weight], 1)
         keys = keys.view(self.E, -1, keys.shape[1]).mean(1)            # (E, C + Hs*N)
-        u = (z if e is None else torch.cat([z, e], 1)) @ keys.t()      # (B, E)
-        top = u.topk(self.top_k, dim=1).indices
-        m = torch.zeros_like(u).scatter(1, top, 1.0)
-        return m.repeat_interleave(self.key.weight.shape[0] // self.E, dim=1)
+        u = (z if e is None else torch.cat([z, e], -1)) @ keys.t()     # (..., E)
+        top = u.topk(self.top_k, dim=-1).indices
+        m = torch.zeros_like(u).scatter(-1, top, 1.0)
+        return m.repeat_interleave(self.key.weight.shape[0] // self.E, dim=-1)
 
 
 class Block(nn.Module):
@@ -340,7 +393,7 @@ class MetaState(nn.Module):
 
     # ---- state --------------------------------------------------------------
     def zero_state(self, batch=1):
-        c, z = self.cfg, dict(dtype=self.dtype)
+        c, z = self.cfg, dict(dtype=self.dtype, device=self.emb.weight.device)
         return [(torch.zeros(batch, c.n_embd, **z),
                  torch.zeros(batch, c.n_head, c.head_size, c.head_size, **z),
                  torch.zeros(batch, c.n_embd, **z)) for _ in range(c.n_layer)]
@@ -386,17 +439,27 @@ class MetaState(nn.Module):
         st = self.zero_state(tok.shape[0]) if state is None else state
         return self._step(tok, st, trace)
 
-    def forward_seq(self, tokens, state=None, return_states=False):
+    def forward_seq(self, tokens, state=None, return_states=False, fast=False):
         """tokens (B,T) or (T,).  Returns (logits (B,T,V), final state) and,
         with return_states, the flat state after every token (B,T,state_len);
-        unbatched input gives unbatched outputs."""
-        tokens = torch.as_tensor(tokens, dtype=torch.long)
+        unbatched input gives unbatched outputs.  fast: False = one `step`
+        per token (the oracle); True = dense parts over all B*T at once and
+        the recurrence in C on the CPU (wkv_ext) or `wkv7_loop` elsewhere;
+        "ext" / "loop" force one.  fast does not give return_states."""
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.emb.weight.device)
         single = tokens.dim() == 1
         if single:
             tokens = tokens.unsqueeze(0)
             if state is not None:
                 state = [tuple(t.unsqueeze(0) for t in ls) for ls in state]
         st = self.zero_state(tokens.shape[0]) if state is None else state
+        if fast:
+            if return_states:
+                raise ValueError("forward_seq: return_states needs fast=False")
+            logits, st = self._forward_fast(tokens, st, fast)
+            if single:
+                logits, st = logits[0], [tuple(t[0] for t in ls) for ls in st]
+            return logits, st
         logits, flats = [], []
         for t in range(tokens.shape[1]):
             lg, st = self._step(tokens[:, t], st)
@@ -411,6 +474,45 @@ class MetaState(nn.Module):
         return (logits, st, flats) if return_states else (logits, st)
 
     forward = forward_seq
+
+    def _forward_fast(self, tokens, state, how):
+        """forward_seq's fast path: (logits (B,T,V), new state)."""
+        if how == "loop" or (how is True and tokens.device.type != "cpu"):
+            wkv = wkv7_loop
+        else:
+            wkv = _wkv_ext().wkv7
+        x = layer_norm(self.emb(tokens), self.blocks[0].ln0)
+        v_first, new = None, []
+        for blk, (att_x, S, ffn_x) in zip(self.blocks, state):
+            dx, att_x, S, v_first, rec = blk.att.forward_seq(layer_norm(x, blk.ln1), att_x, S, v_first, wkv)
+            x = x + dx
+            dx, ffn_x = blk.ffn.forward_seq(layer_norm(x, blk.ln2), ffn_x, rec, wkv)
+            x = x + dx
+            new.append((att_x, S, ffn_x))
+        return self.head(layer_norm(x, self.ln_out)), new
+
+
+def _wkv_ext():
+    """scripts/wkv_ext, imported by path (it builds its C library on first use)."""
+    import importlib
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return importlib.import_module("wkv_ext")
+
+
+def wkv7_loop(r, w, k, v, kk, a, S):
+    """The WKV-7 recurrence over a sequence as a loop of tensor ops (any
+    device, any dtype; the autograd oracle for wkv_ext).  r w k v kk a
+    (B,T,H,N), S (B,H,N,N).  Returns (y (B,T,H,N), final S)."""
+    ys = []
+    for t in range(r.shape[1]):
+        sa = S @ (-kk[:, t]).unsqueeze(-1)
+        S = S * w[:, t].unsqueeze(-2) + v[:, t].unsqueeze(-1) * k[:, t].unsqueeze(-2) + \
+            sa * (kk[:, t] * a[:, t]).unsqueeze(-2)
+        ys.append((S @ r[:, t].unsqueeze(-1)).squeeze(-1))
+    return torch.stack(ys, 1), S
 
 
 def state_len(cfg):

@@ -23,8 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* hook defined in kernels.c: F32 through OpenBLAS (1) or our kernel (0) */
+/* hooks defined in kernels.c: F32 through OpenBLAS (1) or our kernel (0);
+ * split products with OpenMP (1) instead of kernels.c's thread pool (0) */
 int ms_kernels_f32_blas(int on);
+int ms_kernels_use_omp(int on);
 
 #define ARENA_BYTES ((size_t)640 << 20)
 #define CALLS 40
@@ -51,11 +53,13 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-typedef struct { const char *name; ms_dtype dt; int blas; } impl;
+typedef struct { const char *name; ms_dtype dt; int blas, omp; } impl;
 static const impl impls[] = {
-    {"F32 blas", MS_F32, 1}, {"F32 own", MS_F32, 0}, {"F16", MS_F16, 0}, {"BF16", MS_BF16, 0},
+    {"F32 blas", MS_F32, 1, 0}, {"F32 own", MS_F32, 0, 0}, {"F16", MS_F16, 0, 0},
+    {"BF16", MS_BF16, 0, 0}, {"BF16 omp", MS_BF16, 0, 1},
 };
-#define N_IMPL 4
+#define N_IMPL 4      /* per-matrix table; the decode pass adds the OpenMP variant */
+#define N_PASS 5
 
 static size_t dsize(ms_dtype dt) { return dt == MS_F32 ? 4 : 2; }
 
@@ -124,7 +128,7 @@ int main(void)
            (int)strcspn(load, "\n"), load);
 
     static const int sizes[][2] = {{768, 768}, {3072, 768}, {768, 3072}, {65536, 768}};
-    double bw[3] = {0}, pass_s[3][N_IMPL];
+    double bw[3] = {0}, pass_s[3][N_PASS];
     for (int thr = 1; thr <= 2; thr++) {
         ms_kernels_set_threads(thr);
         /* The machine may be shared: take the best of two probes, so that
@@ -159,9 +163,10 @@ int main(void)
                thr, thr > 1 ? "s" : "");
         printf("%-9s %10s %8s %8s %7s %12s %9s\n", "dtype", "MB", "ms", "GB/s", "of bw",
                "matvec tok/s", "vs F32");
-        for (int ii = 0; ii < N_IMPL; ii++) {
+        for (int ii = 0; ii < N_PASS; ii++) {
             const impl *im = &impls[ii];
             ms_kernels_f32_blas(im->blas);
+            ms_kernels_use_omp(im->omp);
             size_t total = 0;
             for (int k = 0; k < ns; k++) total += (size_t)sh[k].out * sh[k].in * dsize(im->dt);
             double t[9];
@@ -180,8 +185,9 @@ int main(void)
             printf("%-9s %10.1f %8.2f %8.1f %6.0f%% %12.1f %8.2fx\n", im->name, total / 1e6,
                    m * 1e3, total / m / 1e9, 100 * total / m / bw[thr], 1 / m,
                    pass_s[thr][0] / m);
-            if (im->blas) settle();
+            if (im->blas || im->omp) settle();
         }
+        ms_kernels_use_omp(0);
     }
     ms_kernels_f32_blas(1);
     free(arena); free(x); free(y);

@@ -13,6 +13,8 @@
  *   |y - ref| <= 1e-5 * sum_j |W_ij x_j| + 1e-6 for every output.  Also: no
  *   write past y, x unchanged, and our kernels give bit-identical results
  *   with 1 and 2 threads.
+ * - The thread pool: back-to-back jobs and two concurrent callers give the
+ *   single-threaded result bit for bit.
  * - ms_mat_row for both layouts; ms_read_bandwidth returns a positive figure.
  *
  * Prints each case with its worst relative difference; exits 1 on failure.
@@ -20,6 +22,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +303,53 @@ static void test_mat_row(void)
     check(bad == 0, "ms_mat_row");
 }
 
+/* The thread pool: thousands of back-to-back jobs, and two threads of the
+ * process calling ms_matvec at once (one of them finds the pool busy and
+ * works alone); every result must equal the single-threaded one bit for bit. */
+typedef struct { const ms_mat *W; const float *x; const float *want; int reps, bad; } pool_arg;
+
+static void *pool_caller(void *p)
+{
+    pool_arg *a = p;
+    float *y = malloc((size_t)a->W->out * sizeof(float));
+    for (int r = 0; r < a->reps; r++) {
+        memset(y, 0xff, (size_t)a->W->out * sizeof(float));
+        ms_matvec(a->W, a->x, y);
+        if (memcmp(y, a->want, (size_t)a->W->out * sizeof(float))) a->bad++;
+    }
+    free(y);
+    return NULL;
+}
+
+static void test_pool(void)
+{
+    tmat t;
+    tmat_make(&t, MS_BF16, 1000, 777, 0);
+    tmat u;
+    tmat_make(&u, MS_F16, 777, 1000, 1);
+    ms_mat W = {t.data, t.dt, t.out, t.in, 0}, U = {u.data, u.dt, u.out, u.in, 1};
+    float *x = malloc(1000 * sizeof(float));
+    for (int i = 0; i < 1000; i++) x[i] = rndu();
+    float *w1 = malloc(1000 * sizeof(float)), *u1 = malloc(777 * sizeof(float));
+    ms_kernels_set_threads(1);
+    ms_matvec(&W, x, w1);
+    ms_matvec(&U, x, u1);
+    ms_kernels_set_threads(2);
+    pool_arg a = {&W, x, w1, 3000, 0}, b = {&U, x, u1, 1000, 0};
+    pool_caller(&a);
+    int bad_serial = a.bad;
+    a.bad = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, pool_caller, &b);
+    pool_caller(&a);
+    pthread_join(th, NULL);
+    printf("pool: 3000 back-to-back products: %d differ; two callers at once (3000 + 1000): %d + %d differ\n",
+           bad_serial, a.bad, b.bad);
+    check(bad_serial == 0 && a.bad == 0 && b.bad == 0, "pool results equal single-threaded");
+    free(x); free(w1); free(u1);
+    tmat_free(&t); tmat_free(&u);
+}
+
 static void test_misc(void)
 {
     ms_kernels_set_threads(2);
@@ -320,6 +370,7 @@ int main(void)
     test_conversions();
     test_mat_row();
     test_matvec();
+    test_pool();
     test_misc();
     printf("test_kernels: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;

@@ -182,8 +182,28 @@ static int nearest(uint32_t rgb, int from, int to)
     return best;
 }
 
-int vz_nearest_256(uint32_t rgb) { return nearest(rgb, 16, 255); }
-int vz_nearest_16(uint32_t rgb) { return nearest(rgb, 0, 15); }
+/* The searches above cost 240 distances a colour, and a frame colours
+ * thousands of cells with a few hundred distinct colours: a direct-mapped
+ * memo of (palette, rgb) → index makes the lookup O(1).  Each slot is one
+ * 64-bit word (valid bit, palette, rgb, index) read and written whole, so
+ * it is safe from any thread; a collision only costs a search. */
+#define MEMO_N 4096
+static _Atomic uint64_t memo[MEMO_N];
+
+static int nearest_memo(uint32_t rgb, int from, int to)
+{
+    rgb &= 0xFFFFFF;
+    uint64_t key = (uint64_t)1 << 63 | (uint64_t)(from == 16) << 62 | (uint64_t)rgb << 8;
+    unsigned h = ((rgb ^ (unsigned)from * 0x9E3779B9u) * 2654435761u) >> 20;   /* 12 bits */
+    uint64_t m = memo[h];
+    if ((m & ~(uint64_t)0xFF) == key) return (int)(m & 0xFF);
+    int idx = nearest(rgb, from, to);
+    memo[h] = key | (uint64_t)idx;
+    return idx;
+}
+
+int vz_nearest_256(uint32_t rgb) { return nearest_memo(rgb, 16, 255); }
+int vz_nearest_16(uint32_t rgb) { return nearest_memo(rgb, 0, 15); }
 
 /* ---- scale ---- */
 

@@ -60,15 +60,13 @@ static void sync_dir(const char *path)
     close(fd);
 }
 
-/* The libpng part: write the image to f.  Returns 0 or -1 (err set). */
-static int encode(FILE *f, const float *m, int rows, int cols, size_t stride, const vz_scale *s,
-                  int factor, int colorbar, unsigned char *row, uint32_t *rowc, ms_err *err)
-{
-    int W = cols * factor;
-    int gap = colorbar ? (factor > 2 ? factor : 2) : 0;
-    int barh = colorbar ? (2 * factor > 8 ? 2 * factor : 8) : 0;
-    int Hh = rows * factor + gap + barh;
+/* Rows of an image come from a callback: row y (W pixels, RGB) into `row`. */
+typedef void (*row_fn)(void *ctx, int y, unsigned char *row);
 
+/* The libpng part: write a W×H image to f.  Returns 0 or -1 (err set). */
+static int encode(FILE *f, int W, int H, const char *comment, row_fn rows, void *ctx,
+                  unsigned char *row, ms_err *err)
+{
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, on_png_error,
                                               on_png_warning);
     if (!png) { ms_seterr(err, "libpng: cannot create the writer"); return -1; }
@@ -83,13 +81,8 @@ static int encode(FILE *f, const float *m, int rows, int cols, size_t stride, co
         return -1;
     }
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)Hh, 8, PNG_COLOR_TYPE_RGB,
+    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    char comment[256];
-    snprintf(comment, sizeof comment,
-             "metastate heatmap rows=%d cols=%d scale=%s map=%s lo=%.9g hi=%.9g log_t=%.9g "
-             "nonfinite=#ff00ff", rows, cols, vz_scale_name(s->mode),
-             s->map == VZ_MAP_DIVERGING ? "diverging" : "sequential", s->lo, s->hi, s->log_t);
     png_text text[2];
     memset(text, 0, sizeof text);
     text[0].compression = PNG_TEXT_COMPRESSION_NONE;
@@ -97,58 +90,28 @@ static int encode(FILE *f, const float *m, int rows, int cols, size_t stride, co
     text[0].text = "metastate";
     text[1].compression = PNG_TEXT_COMPRESSION_NONE;
     text[1].key = "Comment";
-    text[1].text = comment;
-    png_set_text(png, info, text, 2);
+    text[1].text = (char *)(comment ? comment : "");
+    png_set_text(png, info, text, comment ? 2 : 1);
     png_write_info(png, info);
-
-    for (int i = 0; i < rows; i++) {
-        const float *mr = m + (size_t)i * stride;
-        for (int j = 0; j < cols; j++) rowc[j] = vz_scale_color(s, VZ_DEPTH_TRUE, mr[j]);
-        for (int x = 0; x < W; x++) put_rgb(row + 3 * (size_t)x, rowc[x / factor]);
-        for (int k = 0; k < factor; k++) png_write_row(png, row);
-    }
-    if (colorbar) {
-        for (int x = 0; x < W; x++) put_rgb(row + 3 * (size_t)x, 0xffffff);
-        for (int k = 0; k < gap; k++) png_write_row(png, row);
-        double t0 = s->map == VZ_MAP_DIVERGING ? -1 : 0;
-        for (int x = 0; x < W; x++) {
-            double t = W > 1 ? t0 + (1 - t0) * x / (W - 1) : (t0 + 1) / 2;
-            put_rgb(row + 3 * (size_t)x, vz_map_rgb(s->map, t));
-        }
-        for (int k = 0; k < barh; k++) png_write_row(png, row);
+    for (int y = 0; y < H; y++) {
+        rows(ctx, y, row);
+        png_write_row(png, row);
     }
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
     return 0;
 }
 
-int vz_png_write(const char *path, const float *m, int rows, int cols, size_t stride,
-                 const vz_scale *s, int factor, int colorbar, ms_err *err)
+/* Write a W×H image to path through a temporary file beside it, fsync'd and
+ * renamed.  Returns 0 or -1 with err; path is left as it was on failure. */
+static int write_atomic(const char *path, int W, int H, const char *comment, row_fn rows, void *ctx,
+                        ms_err *err)
 {
-    if (!path || !*path || !m || !s) {
-        ms_seterr(err, "png export: missing path, matrix or scale");
-        return -1;
-    }
-    if (rows < 1 || cols < 1 || factor < 1 || factor > 64) {
-        ms_seterr(err, "%s: bad image size: %d×%d values, factor %d (1..64)", path, rows, cols,
-                  factor);
-        return -1;
-    }
-    /* the bar adds at most max(2, f) + max(8, 2f) ≤ 3f + 10 rows */
-    if ((long)cols * factor > VZ_PNG_MAX_SIDE ||
-        (long)rows * factor + 3L * factor + 10 > VZ_PNG_MAX_SIDE) {
-        ms_seterr(err, "%s: image of %ld×%ld pixels is over the limit of %d per side", path,
-                  (long)cols * factor, (long)rows * factor, VZ_PNG_MAX_SIDE);
-        return -1;
-    }
-    if (stride == 0) stride = (size_t)cols;
-
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
-    unsigned char *row = malloc((size_t)cols * (size_t)factor * 3);
-    uint32_t *rowc = malloc((size_t)cols * sizeof *rowc);
-    if (!tmp || !row || !rowc) {
-        free(tmp); free(row); free(rowc);
+    unsigned char *row = malloc((size_t)W * 3);
+    if (!tmp || !row) {
+        free(tmp); free(row);
         ms_seterr(err, "%s: out of memory", path);
         return -1;
     }
@@ -168,7 +131,7 @@ int vz_png_write(const char *path, const float *m, int rows, int cols, size_t st
         unlink(tmp);
         goto out;
     }
-    if (encode(f, m, rows, cols, stride, s, factor, colorbar, row, rowc, err) != 0) {
+    if (encode(f, W, H, comment, rows, ctx, row, err) != 0) {
         fclose(f);
         unlink(tmp);
         goto out;
@@ -200,6 +163,159 @@ int vz_png_write(const char *path, const float *m, int rows, int cols, size_t st
 out:
     free(tmp);
     free(row);
-    free(rowc);
     return rc;
+}
+
+/* ---- one matrix ---- */
+
+typedef struct {
+    const float *m;
+    int rows, cols, factor, gap, barh;
+    size_t stride;
+    const vz_scale *s;
+    uint32_t *rowc;      /* (cols) colours of the matrix row last computed */
+    int have_row;        /* matrix row held in rowc, or -1 */
+} mat_ctx;
+
+static void mat_row(void *ctx, int y, unsigned char *row)
+{
+    mat_ctx *c = ctx;
+    int W = c->cols * c->factor;
+    if (y < c->rows * c->factor) {
+        int i = y / c->factor;
+        if (c->have_row != i) {
+            const float *mr = c->m + (size_t)i * c->stride;
+            for (int j = 0; j < c->cols; j++) c->rowc[j] = vz_scale_color(c->s, VZ_DEPTH_TRUE, mr[j]);
+            c->have_row = i;
+        }
+        for (int x = 0; x < W; x++) put_rgb(row + 3 * (size_t)x, c->rowc[x / c->factor]);
+    } else if (y < c->rows * c->factor + c->gap) {
+        for (int x = 0; x < W; x++) put_rgb(row + 3 * (size_t)x, 0xffffff);
+    } else {
+        double t0 = c->s->map == VZ_MAP_DIVERGING ? -1 : 0;
+        for (int x = 0; x < W; x++) {
+            double t = W > 1 ? t0 + (1 - t0) * x / (W - 1) : (t0 + 1) / 2;
+            put_rgb(row + 3 * (size_t)x, vz_map_rgb(c->s->map, t));
+        }
+    }
+}
+
+int vz_png_write(const char *path, const float *m, int rows, int cols, size_t stride,
+                 const vz_scale *s, int factor, int colorbar, ms_err *err)
+{
+    if (!path || !*path || !m || !s) {
+        ms_seterr(err, "png export: missing path, matrix or scale");
+        return -1;
+    }
+    if (rows < 1 || cols < 1 || factor < 1 || factor > 64) {
+        ms_seterr(err, "%s: bad image size: %d×%d values, factor %d (1..64)", path, rows, cols,
+                  factor);
+        return -1;
+    }
+    /* the bar adds at most max(2, f) + max(8, 2f) ≤ 3f + 10 rows */
+    if ((long)cols * factor > VZ_PNG_MAX_SIDE ||
+        (long)rows * factor + 3L * factor + 10 > VZ_PNG_MAX_SIDE) {
+        ms_seterr(err, "%s: image of %ld×%ld pixels is over the limit of %d per side", path,
+                  (long)cols * factor, (long)rows * factor, VZ_PNG_MAX_SIDE);
+        return -1;
+    }
+    if (stride == 0) stride = (size_t)cols;
+    mat_ctx c = { m, rows, cols, factor, 0, 0, stride, s, NULL, -1 };
+    if (colorbar) {
+        c.gap = factor > 2 ? factor : 2;
+        c.barh = 2 * factor > 8 ? 2 * factor : 8;
+    }
+    c.rowc = malloc((size_t)cols * sizeof *c.rowc);
+    if (!c.rowc) {
+        ms_seterr(err, "%s: out of memory", path);
+        return -1;
+    }
+    char comment[256];
+    snprintf(comment, sizeof comment,
+             "metastate heatmap rows=%d cols=%d scale=%s map=%s lo=%.9g hi=%.9g log_t=%.9g "
+             "nonfinite=#ff00ff", rows, cols, vz_scale_name(s->mode),
+             s->map == VZ_MAP_DIVERGING ? "diverging" : "sequential", s->lo, s->hi, s->log_t);
+    int rc = write_atomic(path, cols * factor, rows * factor + c.gap + c.barh, comment, mat_row, &c, err);
+    free(c.rowc);
+    return rc;
+}
+
+/* ---- composite images ---- */
+
+vz_img *vz_img_new(int w, int h, uint32_t bg, ms_err *err)
+{
+    if (w < 1 || h < 1 || w > VZ_PNG_MAX_SIDE || h > VZ_PNG_MAX_SIDE) {
+        ms_seterr(err, "image of %d×%d pixels: each side must be 1..%d", w, h, VZ_PNG_MAX_SIDE);
+        return NULL;
+    }
+    vz_img *im = malloc(sizeof *im);
+    unsigned char *px = malloc((size_t)w * (size_t)h * 3);
+    if (!im || !px) {
+        free(im);
+        free(px);
+        ms_seterr(err, "out of memory for a %d×%d image", w, h);
+        return NULL;
+    }
+    im->w = w;
+    im->h = h;
+    im->rgb = px;
+    vz_img_fill(im, 0, 0, w, h, bg);
+    return im;
+}
+
+void vz_img_free(vz_img *im)
+{
+    if (!im) return;
+    free(im->rgb);
+    free(im);
+}
+
+static void img_put(vz_img *im, int x, int y, uint32_t c)
+{
+    if (x < 0 || y < 0 || x >= im->w || y >= im->h) return;
+    put_rgb(im->rgb + 3 * ((size_t)y * (size_t)im->w + (size_t)x), c);
+}
+
+void vz_img_fill(vz_img *im, int x, int y, int w, int h, uint32_t rgb)
+{
+    if (!im) return;
+    for (int j = y < 0 ? 0 : y; j < y + h && j < im->h; j++)
+        for (int i = x < 0 ? 0 : x; i < x + w && i < im->w; i++) img_put(im, i, j, rgb);
+}
+
+void vz_img_matrix(vz_img *im, int x, int y, const float *m, int rows, int cols, size_t stride,
+                   const vz_scale *s, int factor)
+{
+    if (!im || !m || !s || rows < 1 || cols < 1 || factor < 1) return;
+    if (stride == 0) stride = (size_t)cols;
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) {
+            uint32_t c = vz_scale_color(s, VZ_DEPTH_TRUE, m[(size_t)i * stride + (size_t)j]);
+            vz_img_fill(im, x + j * factor, y + i * factor, factor, factor, c);
+        }
+}
+
+void vz_img_colorbar(vz_img *im, int x, int y, int w, int h, vz_map_kind k)
+{
+    if (!im || w < 1) return;
+    double t0 = k == VZ_MAP_DIVERGING ? -1 : 0;
+    for (int i = 0; i < w; i++) {
+        double t = w > 1 ? t0 + (1 - t0) * i / (w - 1) : (t0 + 1) / 2;
+        vz_img_fill(im, x + i, y, 1, h, vz_map_rgb(k, t));
+    }
+}
+
+static void img_row(void *ctx, int y, unsigned char *row)
+{
+    const vz_img *im = ctx;
+    memcpy(row, im->rgb + 3 * (size_t)y * (size_t)im->w, 3 * (size_t)im->w);
+}
+
+int vz_img_write(const vz_img *im, const char *path, const char *comment, ms_err *err)
+{
+    if (!im || !path || !*path) {
+        ms_seterr(err, "png export: missing path or image");
+        return -1;
+    }
+    return write_atomic(path, im->w, im->h, comment, img_row, (void *)im, err);
 }

@@ -40,4 +40,28 @@
 int vz_png_write(const char *path, const float *m, int rows, int cols, size_t stride,
                  const vz_scale *s, int factor, int colorbar, ms_err *err);
 
+/* ---- composite images (`export view`: a panel's matrices, strips and
+ * colour bar in one picture) ----
+ * An RGB canvas; every drawing call is clipped to it.  vz_img_write writes
+ * it like vz_png_write (atomically, tEXt Software and Comment, no time). */
+typedef struct {
+    int w, h;
+    unsigned char *rgb;   /* (h, w, 3) */
+} vz_img;
+
+/* A w×h canvas (1..VZ_PNG_MAX_SIDE each) filled with bg; NULL (err set) on
+ * a bad size or allocation failure. */
+vz_img *vz_img_new(int w, int h, uint32_t bg, ms_err *err);
+void vz_img_free(vz_img *im);
+void vz_img_fill(vz_img *im, int x, int y, int w, int h, uint32_t rgb);
+/* The matrix coloured through s in truecolor, factor×factor pixels a value,
+ * its top-left at (x, y). */
+void vz_img_matrix(vz_img *im, int x, int y, const float *m, int rows, int cols, size_t stride,
+                   const vz_scale *s, int factor);
+/* The whole map of kind k left to right over w×h pixels (as in vz_png_write). */
+void vz_img_colorbar(vz_img *im, int x, int y, int w, int h, vz_map_kind k);
+/* Write it to path; comment (may be NULL) goes into the tEXt Comment chunk.
+ * Returns 0 or -1 with err, path left as it was on failure. */
+int vz_img_write(const vz_img *im, const char *path, const char *comment, ms_err *err);
+
 #endif

@@ -17,12 +17,14 @@
 #endif
 
 #define CACHE_N 512
+#define PAIRS_N 4096
 
 struct vz_term {
     vz_depth depth;
     int colors;            /* COLORS at start-up */
     int def_fg, def_bg;    /* -1 with use_default_colors, else white on black */
     struct { uint32_t rgb; int idx; } cache[CACHE_N];  /* nearest-colour memo; rgb ~0 = empty */
+    struct { int fg, bg, pair; } pairs[PAIRS_N];       /* alloc_pair memo; pair 0 = empty */
 };
 
 static int utf8_locale(void)
@@ -110,15 +112,50 @@ static int colour_number(vz_term *t, uint32_t c, int is_fg)
     return idx;
 }
 
+static int same_cell(const vz_cell *a, const vz_cell *b)
+{
+    return a->fg == b->fg && a->bg == b->bg && a->bold == b->bold && !strcmp(a->ch, b->ch);
+}
+
+/* alloc_pair(fg, bg) through a memo: alloc_pair searches a tree, and a
+ * frame asks for thousands of pairs.  A remembered pair is checked against
+ * ncurses' table, since alloc_pair recycles the least recently used pair
+ * when the table is full. */
+static int colour_pair(vz_term *t, int fg, int bg)
+{
+    unsigned h = ((unsigned)(fg + 2) * 2654435761u ^ (unsigned)(bg + 2) * 40503u) % PAIRS_N;
+    if (t->pairs[h].pair > 0 && t->pairs[h].fg == fg && t->pairs[h].bg == bg) {
+        int f, b;
+        if (extended_pair_content(t->pairs[h].pair, &f, &b) == OK && f == fg && b == bg) return t->pairs[h].pair;
+    }
+    int p = alloc_pair(fg, bg);
+    if (p < 0) return 0;
+    t->pairs[h].fg = fg;
+    t->pairs[h].bg = bg;
+    t->pairs[h].pair = p;
+    return p;
+}
+
 int vz_term_draw(vz_term *t, WINDOW *w, const vz_grid *g)
 {
+    return vz_term_draw_changed(t, w, g, NULL);
+}
+
+int vz_term_draw_changed(vz_term *t, WINDOW *w, const vz_grid *g, const vz_grid *prev)
+{
     if (!t || !w || !g) return -1;
+    if (prev && (prev->w != g->w || prev->h != g->h)) prev = NULL;
     int mh = getmaxy(w), mw = getmaxx(w), rc = 0;
     int h = g->h < mh ? g->h : mh, wd = g->w < mw ? g->w : mw;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < wd; x++) {
             const vz_cell *c = vz_grid_cat(g, x, y);
             if (c->ch[0] == 0) continue;         /* right half of a wide glyph */
+            /* a wide glyph is redrawn when either of its halves changed */
+            if (prev && same_cell(c, vz_grid_cat(prev, x, y)) &&
+                (x + 1 >= wd || vz_grid_cat(g, x + 1, y)->ch[0] != 0 ||
+                 same_cell(vz_grid_cat(g, x + 1, y), vz_grid_cat(prev, x + 1, y))))
+                continue;
             uint32_t cp = ' ';
             vz_utf8_next(c->ch, strlen(c->ch), &cp);
             if (vz_cp_width(cp) == 2 && x + 1 >= wd) cp = ' ';
@@ -128,8 +165,7 @@ int vz_term_draw(vz_term *t, WINDOW *w, const vz_grid *g)
             if (t->depth != VZ_DEPTH_MONO) {
                 int fg = colour_number(t, c->fg, 1);
                 int bg = colour_number(t, c->bg, 0);
-                pair = alloc_pair(fg, bg);
-                if (pair < 0) pair = 0;
+                pair = colour_pair(t, fg, bg);
             }
             if (bold) attr |= A_BOLD;
             cchar_t cc;

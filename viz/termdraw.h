@@ -46,4 +46,9 @@ void vz_term_free(vz_term *t);
  * Returns 0, or -1 when some cell could not be written (the rest are). */
 int vz_term_draw(vz_term *t, WINDOW *w, const vz_grid *g);
 
+/* The same, writing only the cells that differ from prev (the grid drawn
+ * last time, same size; NULL or another size: every cell).  For the live
+ * view, where most of a frame stays as it was. */
+int vz_term_draw_changed(vz_term *t, WINDOW *w, const vz_grid *g, const vz_grid *prev);
+
 #endif

@@ -1,0 +1,94 @@
+# cuda.mk: the CUDA backend (core/cuda/), built whenever nvcc exists, and a
+# CPU emulation of the same source that builds everywhere.  Included by the
+# Makefile.
+#
+#   make cuda           build $(B)/libmscuda.a and the CUDA test and benchmark
+#   make test-cuda      run the CUDA test (prints "skipped: ..." without a GPU)
+#   make bench-cuda     run the CUDA benchmark (the same without a GPU)
+#   make test-cuda-emu  the kernels and host code on the CPU emulator (g++ only)
+#
+# tests/test_cuda.c and tests/bench_cuda.c are picked up by the Makefile's
+# tests/test_*.c and tests/bench_*.c, so `make` builds them and `make test`
+# runs test_cuda; the rules here link them with the CUDA libraries, or,
+# without nvcc, build them as programs that say why they skip.
+# $(MS_CUDA_LIB) and $(MS_CUDA_LDLIBS) are what a program that offers
+# `--backend cuda` links: libmscuda.a and the CUDA runtime and cuBLAS, or
+# core/cuda/ms_cuda_stub.c, whose ms_cuda_available() says "built without CUDA".
+#
+# NVCC= (empty) builds as if nvcc were missing.  CUDA_ARCH picks the targets:
+# sm_90 machine code (H100, H200) and compute_90 PTX, which newer GPUs compile
+# at load; older GPUs need CUDA_ARCH with their own -gencode.
+
+NVCC       ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS  ?= -O3 -std=c++17 -lineinfo
+CUDA_CU    := $(wildcard core/cuda/*.cu)
+CUDA_HDR   := $(wildcard core/cuda/*.h core/cuda/*.cuh core/*.h)
+
+.PHONY: cuda test-cuda bench-cuda test-cuda-emu
+
+ifneq ($(strip $(NVCC)),)
+CUDA_OBJ       := $(CUDA_CU:%.cu=$(B)/%.o)
+MS_CUDA_LIB    := $(B)/libmscuda.a
+MS_CUDA_LDLIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart_static -ldl -lrt -lstdc++
+MS_CUDA_DEFS   :=
+
+$(B)/core/cuda/%.o: core/cuda/%.cu $(CUDA_HDR)
+	@mkdir -p $(dir $@)
+	PATH="$(CUDA_HOME)/bin:$$PATH" $(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -Icore -c $< -o $@
+
+$(B)/libmscuda.a: $(CUDA_OBJ)
+	ar rcs $@ $^
+
+# cuda: the CUDA backend library, test and benchmark (needs nvcc)
+cuda: $(B)/libmscuda.a $(B)/tests/test_cuda $(B)/tests/bench_cuda
+else
+MS_CUDA_LIB    := $(B)/core/cuda/ms_cuda_stub.o
+MS_CUDA_LDLIBS :=
+MS_CUDA_DEFS   := -DMS_NO_CUDA
+
+cuda:
+	@echo "cuda: nvcc not found (not on PATH, not in /usr/local/cuda/bin): nothing to build"; exit 1
+endif
+
+$(B)/tests/test_cuda: tests/test_cuda.c $(MS_CUDA_LIB) $(B)/libmscore.a $(wildcard tests/*.h) $(CUDA_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(MS_CUDA_DEFS) $< $(MS_CUDA_LIB) $(B)/libmscore.a -o $@ $(MS_CUDA_LDLIBS) $(LDLIBS)
+
+$(B)/tests/bench_cuda: tests/bench_cuda.c $(MS_CUDA_LIB) $(B)/libmscore.a $(CUDA_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(MS_CUDA_DEFS) $< $(MS_CUDA_LIB) $(B)/libmscore.a -o $@ $(MS_CUDA_LDLIBS) $(LDLIBS)
+
+# test-cuda: every kernel and whole models against the CPU on the GPU (skips without one)
+test-cuda: $(B)/tests/test_cuda
+	MS_FIXTURES=tests/fixtures $(B)/tests/test_cuda
+
+# bench-cuda: decode tok/s, bytes per token against the copy bandwidth, sweep throughput
+bench-cuda: $(B)/tests/bench_cuda
+	$(B)/tests/bench_cuda
+
+# ---- the emulator: core/cuda/*.cu compiled as C++ against emu/msc_emu.h ----
+EMU_B        := $(B)/cuda-emu
+EMU_OBJ      := $(CUDA_CU:core/cuda/%.cu=$(EMU_B)/%.o) $(EMU_B)/msc_emu.o
+EMU_CXXFLAGS := -O2 -g -std=c++17 -DMSC_EMU -Icore -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas
+
+$(EMU_B)/%.o: core/cuda/%.cu $(CUDA_HDR) core/cuda/emu/msc_emu.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+
+$(EMU_B)/msc_emu.o: core/cuda/emu/msc_emu.cpp core/cuda/emu/msc_emu.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(EMU_B)/libmscuda_emu.a: $(EMU_OBJ)
+	ar rcs $@ $^
+
+$(B)/tests/test_cuda_emu: tests/test_cuda.c $(EMU_B)/libmscuda_emu.a $(B)/libmscore.a $(wildcard tests/*.h) $(CUDA_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(EMU_B)/libmscuda_emu.a $(B)/libmscore.a -o $@ -lstdc++ $(LDLIBS)
+
+# test-cuda-emu: the CUDA test on the CPU emulator (random block and thread order; MSC_EMU_SEED)
+test-cuda-emu: $(B)/tests/test_cuda_emu
+	MS_FIXTURES=tests/fixtures $(B)/tests/test_cuda_emu
