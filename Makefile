@@ -21,14 +21,17 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 BENCH_SRC := $(wildcard tests/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(B)/tests/%)
 
-.PHONY: all run test bench deps clean help debug
+# the binary: ./metastate for the normal build, $(B)/metastate for others (debug)
+BIN := $(if $(filter build,$(B)),metastate,$(B)/metastate)
+
+.PHONY: all run test bench deps clean help debug test-debug
 
 # all: the metastate binary and the test programs
-all: metastate $(TEST_BIN) $(BENCH_BIN)
+all: $(BIN) $(TEST_BIN) $(BENCH_BIN)
 
 # help: list the targets
 help:
-	@grep -E '^# [a-z-]+:' Makefile | sed 's/^# //'
+	@grep -hE '^# [a-z-]+:' Makefile mk/*.mk | sed 's/^# //'
 
 # deps: install missing Debian packages (as root) or print the apt-get line
 deps:
@@ -41,7 +44,7 @@ $(B)/%.o: %.c $(wildcard core/*.h repl/*.h viz/*.h)
 $(B)/libmscore.a: $(CORE_OBJ)
 	ar rcs $@ $^
 
-metastate: $(REPL_UI) $(REPL_OBJ) $(VIZ_OBJ) $(B)/libmscore.a
+$(BIN): $(REPL_UI) $(REPL_OBJ) $(VIZ_OBJ) $(B)/libmscore.a
 	$(CC) $(CFLAGS) $^ -o $@ $(UI_LIBS) $(LDLIBS)
 
 VIZ_TEST_OBJ := $(filter-out $(B)/viz/termdraw.o,$(VIZ_OBJ))
@@ -67,9 +70,13 @@ test: deps all
 bench: deps all
 	@sh scripts/bench.sh
 
-# debug: build everything with ASan and UBSan into build-debug/
+# debug: build everything with ASan and UBSan into build-debug/ (binary build-debug/metastate)
 debug:
-	$(MAKE) B=build-debug OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" all
+	$(MAKE) B=build-debug OPT="-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" all
+
+# test-debug: the whole test suite on the ASan+UBSan build
+test-debug: debug
+	@B=build-debug METASTATE=build-debug/metastate sh tests/run.sh
 
 # clean: remove build outputs
 clean:

@@ -193,7 +193,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
     int saved = dup(1);
     FUZZ_CHECK(saved >= 0 && dup2(cf_out, 1) == 1, "redirect stdout");
     for (char *line = text; line && !e.quit;) {
-        char *nl = strchr(line, '\n');
+        char *nl = memchr(line, '\n', size - (size_t)(line - text));
         if (nl) *nl = 0;
         /* a NUL inside the input ends the line early, as it would for getline + C strings */
         if (cf_line_ok(line)) {

@@ -27,7 +27,7 @@ NVCCFLAGS  ?= -O3 -std=c++17 -lineinfo
 CUDA_CU    := $(wildcard core/cuda/*.cu)
 CUDA_HDR   := $(wildcard core/cuda/*.h core/cuda/*.cuh core/*.h)
 
-.PHONY: cuda test-cuda bench-cuda test-cuda-emu
+.PHONY: cuda cuda-carry test-cuda bench-cuda test-cuda-emu
 
 ifneq ($(strip $(NVCC)),)
 CUDA_OBJ       := $(CUDA_CU:%.cu=$(B)/%.o)
@@ -44,13 +44,29 @@ $(B)/libmscuda.a: $(CUDA_OBJ)
 
 # cuda: the CUDA backend library, test and benchmark (needs nvcc)
 cuda: $(B)/libmscuda.a $(B)/tests/test_cuda $(B)/tests/bench_cuda
+
+# cuda-carry: test_cuda and bench_cuda that run on a GPU machine lacking OpenBLAS and
+# cJSON (scripts/gpu_check.sh's fallback): a plain-C sgemv, libcjson and libgomp beside them
+CARRY_B := $(B)/gpu-carry
+$(CARRY_B)/cblas_shim.o: core/cuda/carry/cblas_shim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(CARRY_B)/test_cuda $(CARRY_B)/bench_cuda: $(CARRY_B)/%: tests/%.c $(MS_CUDA_LIB) $(B)/libmscore.a $(CARRY_B)/cblas_shim.o $(CUDA_HDR)
+	$(CC) $(CFLAGS) -Itests $< $(MS_CUDA_LIB) $(B)/libmscore.a $(CARRY_B)/cblas_shim.o -o $@ \
+	    -Wl,-rpath,'$$ORIGIN' $(MS_CUDA_LDLIBS) -lcjson -lm -lpthread
+	strip $@
+
+cuda-carry: $(CARRY_B)/test_cuda $(CARRY_B)/bench_cuda
+	cp -L $$($(CC) -print-file-name=libcjson.so.1) $$($(CC) -print-file-name=libgomp.so.1) $(CARRY_B)/
+	@du -sh $(CARRY_B)
 else
 MS_CUDA_LIB    := $(B)/core/cuda/ms_cuda_stub.o
 MS_CUDA_LDLIBS :=
 MS_CUDA_DEFS   := -DMS_NO_CUDA
 
-cuda:
-	@echo "cuda: nvcc not found (not on PATH, not in /usr/local/cuda/bin): nothing to build"; exit 1
+cuda cuda-carry:
+	@echo "$@: nvcc not found (not on PATH, not in /usr/local/cuda/bin): nothing to build"; exit 1
 endif
 
 $(B)/tests/test_cuda: tests/test_cuda.c $(MS_CUDA_LIB) $(B)/libmscore.a $(wildcard tests/*.h) $(CUDA_HDR)
@@ -92,3 +108,6 @@ $(B)/tests/test_cuda_emu: tests/test_cuda.c $(EMU_B)/libmscuda_emu.a $(B)/libmsc
 # test-cuda-emu: the CUDA test on the CPU emulator (random block and thread order; MSC_EMU_SEED)
 test-cuda-emu: $(B)/tests/test_cuda_emu
 	MS_FIXTURES=tests/fixtures $(B)/tests/test_cuda_emu
+
+# make test runs every $(B)/tests/test_*: the emulated CUDA test with them (12 tokens per model)
+all: $(B)/tests/test_cuda_emu

@@ -30,10 +30,7 @@ FUZZ_REPL    := $(patsubst $(B)/%,$(FUZZ_B)/obj/%,$(REPL_OBJ))
 
 $(FUZZ_B)/obj/%.o: %.c $(FUZZ_HDR)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_EXTRA) -fsanitize=fuzzer-no-link -c $< -o $@
-
-# clang 14 does not know __builtin_cpu_supports("f16c"), which kernels.c asks
-$(FUZZ_B)/obj/core/kernels.o: FUZZ_EXTRA := -include fuzz/clang_compat.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_B)/libcore.a: $(FUZZ_CORE)
 	ar rcs $@ $^

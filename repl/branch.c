@@ -229,7 +229,7 @@ static void ck_thin(sess *s)
 static void ck_periodic(sess *s, sess_log *l, long idx, const sess_point *p)
 {
     if (l->ck[ck_find(l, idx)].idx == idx) return;
-    sess_frozen *fz = sess_fz_new(&s->model->cfg, p);
+    sess_frozen *fz = sess_fz_copy(s, p);
     if (!fz) return;
     if (ck_insert(l, idx, fz, 1) != 0) {
         sess_fz_unref(fz);
@@ -299,6 +299,13 @@ sess_hist sess_hist_at(sess_hist tip, long g)
 
 static const sess_log *event_seg(sess_hist tip, long g, long *i);
 
+/* field by field: the struct has padding that memcmp would compare */
+static int sampler_eq(const ms_sampler *a, const ms_sampler *b)
+{
+    return a->temp == b->temp && a->top_p == b->top_p && a->top_k == b->top_k && a->seed == b->seed &&
+           !memcmp(a->rng, b->rng, sizeof a->rng);
+}
+
 /* the root log of a history */
 static const sess_log *hist_root(sess_hist h)
 {
@@ -319,7 +326,7 @@ int sess_hist_prefix(sess_hist a, sess_hist b)
     const sess_point *oa = &ra->ck[0].fz->pt, *ob = &rb->ck[0].fz->pt;
     if (ra->origin != rb->origin || oa->position != ob->position || oa->has_logits != ob->has_logits) return 0;
     if (ra->origin == SESS_ORIGIN_STATE) return 0;   /* opaque origins: only the same one */
-    if (memcmp(&oa->sampler, &ob->sampler, sizeof oa->sampler)) return 0;
+    if (!sampler_eq(&oa->sampler, &ob->sampler)) return 0;
     for (long g = 0; g < ga; g++) {
         long i, j;
         const sess_log *la = event_seg(a, g, &i), *lb = event_seg(b, g, &j);
@@ -513,32 +520,34 @@ static int branch_split(sess *s, sess_frozen *fz, ms_err *err)
 int sess_record(sess *s, const sess_event *e0, const sess_edit *ed, ms_err *err)
 {
     sess_event e = *e0;
-    if (s->sampled_id >= 0) {
-        /* the RNG moved for a draw: a token equal to it is the draw;
-         * anything else first records where the RNG now is */
-        int id = s->sampled_id;
-        s->sampled_id = -1;
-        if (e.kind == SESS_EV_TOKEN && e.arg == id) {
-            e.flags |= SESS_EVF_SAMPLED;
-        } else {
-            sess_event se = { .kind = SESS_EV_SAMPLER };
-            sess_edit sd;
-            memset(&sd, 0, sizeof sd);
-            sd.sampler = s->cur.sampler;
-            if (sess_record(s, &se, &sd, err) != 0) return -1;
-        }
-    }
+    int draw = s->sampled_id >= 0;
+    int match = draw && s->sampled_n == 1 && e.kind == SESS_EV_TOKEN && e.arg == s->sampled_id;
     sess_branch *b = &s->branches[s->cur_branch];
     if (b->cursor < b->log->base_g + b->log->n) {
-        sess_frozen *fz = sess_fz_new(&s->model->cfg, &s->cur);
+        /* behind the tip: go on from here on a new log, whose base is the
+         * point before this event (and before a pending draw moved the RNG) */
+        sess_frozen *fz = sess_fz_copy(s, &s->cur);
         if (!fz) {
             ms_seterr(err, "out of memory");
             return -1;
         }
+        if (draw) fz->pt.sampler = s->sampled_pre;
         if (branch_split(s, fz, err) != 0) {
             sess_fz_unref(fz);
             return -1;
         }
+        b = &s->branches[s->cur_branch];
+    }
+    s->sampled_id = -1;
+    if (match) {
+        e.flags |= SESS_EVF_SAMPLED;   /* replay draws it again, moving the RNG the same way */
+    } else if (draw) {
+        /* the RNG moved for a draw that is not this token: record where it is */
+        sess_event se = { .kind = SESS_EV_SAMPLER };
+        sess_edit sd;
+        memset(&sd, 0, sizeof sd);
+        sd.sampler = s->cur.sampler;
+        if (sess_record(s, &se, &sd, err) != 0) return -1;
         b = &s->branches[s->cur_branch];
     }
     sess_log *l = b->log;
@@ -596,30 +605,19 @@ int sess_rehome(sess *s, sess_hist at, sess_frozen *fz, sess_origin origin, ms_e
     return 0;
 }
 
-int sess_branches_restart(sess *s, sess_frozen *fz, sess_origin origin, ms_err *err)
+void sess_branches_start(sess *s, sess_log *root)
 {
-    if (branch_room(s, err) != 0) {
-        sess_fz_unref(fz);
-        return -1;
-    }
-    sess_log *l = sess_log_root(s, fz, origin);
-    if (!l) {
-        sess_fz_unref(fz);
-        ms_seterr(err, "out of memory");
-        return -1;
-    }
     sess_log_drop_all(s);
     sess_branch *b = &s->branches[s->n_branches++];
     memset(b, 0, sizeof *b);
     snprintf(b->name, sizeof b->name, "main");
-    b->log = l;
+    b->log = root;
     s->cur_branch = 0;
     snprintf(s->branch, sizeof s->branch, "main");
-    sess_pt_copy(&s->cur, &fz->pt, &s->model->cfg);
+    sess_pt_copy(&s->cur, &root->ck[0].fz->pt, &s->model->cfg);
     sess_cur_tokens(s, -1);
     s->sampled_id = -1;
     s->version++;
-    return 0;
 }
 
 /* ---- moving along a history ---- */
@@ -770,7 +768,7 @@ void sess_branch_get(const sess *s, int i, sess_branch_info *bi)
 int sess_fork(sess *s, const char *name, ms_err *err)
 {
     if (sess_name_free(s, name, err) != 0 || branch_room(s, err) != 0) return -1;
-    sess_frozen *fz = sess_fz_new(&s->model->cfg, &s->cur);
+    sess_frozen *fz = sess_fz_copy(s, &s->cur);
     sess_log *l = fz ? sess_log_child(s, sess_cur_hist(s), fz) : NULL;
     if (!l) {
         sess_fz_unref(fz);
@@ -840,7 +838,7 @@ static void replay_compare(const sess *s, const sess_point *a, const sess_point 
     cmp_target(&all, a->state, b->state, &st);
     r->max_diff = st.max_d;
     if (st.max_d != 0 || st.max_d != st.max_d) cmp_where(c, &all, st.max_at, r->max_at, sizeof r->max_at);
-    int same = st.max_d == 0 && !memcmp(a->state, b->state, ms_state_len(c) * sizeof(float));
+    int same = !memcmp(a->state, b->state, ms_state_len(c) * sizeof(float));   /* bits: NaN == NaN here */
     if (a->has_logits != b->has_logits) {
         same = 0;
         snprintf(r->max_at, sizeof r->max_at, "the logits (one point has none)");
@@ -854,7 +852,7 @@ static void replay_compare(const sess *s, const sess_point *a, const sess_point 
             }
         }
     }
-    if (a->position != b->position || memcmp(&a->sampler, &b->sampler, sizeof a->sampler)) {
+    if (a->position != b->position || !sampler_eq(&a->sampler, &b->sampler)) {
         if (same) snprintf(r->max_at, sizeof r->max_at, a->position != b->position ? "the position" : "the sampler");
         same = 0;
     }
@@ -1029,7 +1027,7 @@ int sess_replay(sess *s, int from_snap, int verify, sess_replay_result *r, ms_er
     if (!r->same_as_current) {
         /* the replayed point is the current one from now on, and the branch
          * goes on from it (a later --verify names where it departs) */
-        sess_frozen *fz = sess_fz_new(c, &s->cur);
+        sess_frozen *fz = sess_fz_copy(s, &s->cur);
         if (!fz || sess_rehome(s, h, fz, SESS_ORIGIN_STATE, err) != 0) {
             if (!fz) ms_seterr(err, "out of memory");
             sess_pt_swap(&s->cur, &s->tmp);
@@ -1146,6 +1144,8 @@ int sess_adopt_grown(sess *s, ms_model *grown, sess_state_map map, void *ctx, co
     }
     sess_pt_copy(&cur1, &bf[s->cur_branch]->pt, c1);
     for (int i = 0; i < nb; i++) sess_fz_unref(bf[i]);
+    sess_fz_unref(s->spare);   /* sized for the old model */
+    s->spare = NULL;
     for (int l = 0; s->traces && l < c0->n_layer; l++) sess_keep_layer(s, l, 0, err);
     free(s->traces);
     s->traces = NULL;

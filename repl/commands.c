@@ -1,10 +1,17 @@
-/* commands.c: the command table and its handlers (see commands.h).
+/* commands.c: the command table, the interpreter, and the handlers of the
+ * model, run, snapshot and session commands (see commands.h).  The
+ * handlers of branches and replay are in cmd_branch.c, of edits, display
+ * and export in cmd_edit.c, of diff and sweep in cmd_compare.c, of the
+ * view in cmd_view.c and of grow/task/trace in cmd_model.c.
  *
  * A handler receives its words already counted against the table, checks
  * every value before it touches the session, and describes its result twice:
  * text lines (out_text) for people and fields (out_obj) for --json.  On a
  * bad value it returns -1 with one line in c->err saying what was wrong and
- * what is valid; cmd_run_line() reports it.
+ * what is valid; cmd_run_line() reports it.  After a command that moved the
+ * current point, cmd_run_line prints what the session noted (s->note) and
+ * the displays; every top-level line is kept for `history` and appended to
+ * the `record` file.
  */
 #define _GNU_SOURCE   /* strcasestr */
 #include "cmd_impl.h"
@@ -1237,6 +1244,7 @@ int cmd_run_line(cmd_env *e, const char *line, const char *where, char *msg, siz
     const cmd_def *d = NULL;
     int depth = e->depth;
     int rc = cmd_run_line1(e, line, where, msg, cap, &d);
+    sess_idle(e->s);   /* memory for the next snap or fork, after this command's output */
     if (rc != 0 && depth == 0) {
         const char *p = line;
         while (*p == ' ' || *p == '\t') p++;

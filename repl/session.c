@@ -99,6 +99,44 @@ sess_frozen *sess_fz_new(const ms_config *c, const sess_point *src)
     return f;
 }
 
+sess_frozen *sess_fz_copy(sess *s, const sess_point *src)
+{
+    sess_frozen *f = s->spare;
+    if (!f) return sess_fz_new(&s->model->cfg, src);
+    s->spare = NULL;
+    sess_pt_copy(&f->pt, src, &s->model->cfg);
+    return f;
+}
+
+/* touch every page of n bytes so that they are faulted in now */
+static void sess_touch(void *p, size_t n)
+{
+    volatile unsigned char *b = p;
+    for (size_t i = 0; i < n; i += 4096) b[i] = 0;
+    if (n) b[n - 1] = 0;
+}
+
+void sess_idle(sess *s)
+{
+    if (s->spare || !s->model) return;
+    const ms_config *c = &s->model->cfg;
+    sess_frozen *f = malloc(sizeof *f);
+    float *st = malloc(ms_state_len(c) * sizeof(float)), *lg = malloc((size_t)c->vocab * sizeof(float));
+    if (!f || !st || !lg) {
+        free(f);
+        free(st);
+        free(lg);
+        return;
+    }
+    sess_touch(st, ms_state_len(c) * sizeof(float));
+    sess_touch(lg, (size_t)c->vocab * sizeof(float));
+    memset(f, 0, sizeof *f);
+    f->refs = 1;
+    f->pt.state = st;
+    f->pt.logits = lg;
+    s->spare = f;
+}
+
 void sess_fz_unref(sess_frozen *f)
 {
     if (f && --f->refs == 0) {
@@ -263,6 +301,8 @@ static void sess_unload(sess *s, int keep_snaps)
     }
     sess_log_drop_all(s);
     sess_traces_free(s);
+    sess_fz_unref(s->spare);
+    s->spare = NULL;
     sess_pt_free(&s->cur);
     sess_pt_free(&s->tmp);
     free(s->probs);
@@ -406,12 +446,16 @@ int sess_use_model(sess *s, ms_model *m, int *dropped, ms_err *err)
     float *sl = malloc((size_t)c->vocab * sizeof(float));
     float *ss = malloc(ms_state_len(c) * sizeof(float));
     sess_frozen *zero = sess_zero_fz(c, &s->cur.sampler);
-    if (!ws || !probs || !sl || !ss || !zero || sess_pt_alloc(c, &cur) != 0 || sess_pt_alloc(c, &tmp) != 0) {
+    sess_log *root = zero ? sess_log_root(s, zero, SESS_ORIGIN_ZERO) : NULL;
+    if (!s->cap_branches && (s->branches = malloc(8 * sizeof *s->branches))) s->cap_branches = 8;
+    if (!ws || !probs || !sl || !ss || !root || !s->cap_branches || sess_pt_alloc(c, &cur) != 0 ||
+        sess_pt_alloc(c, &tmp) != 0) {
         ms_seterr(err, "%s: out of memory for the session", m->path ? m->path : "model");
         free(probs);
         free(sl);
         free(ss);
-        sess_fz_unref(zero);
+        if (root) sess_log_unref(s, root);
+        else sess_fz_unref(zero);
         sess_pt_free(&cur);
         sess_pt_free(&tmp);
         if (ws) ms_ws_free(ws);
@@ -430,8 +474,7 @@ int sess_use_model(sess *s, ms_model *m, int *dropped, ms_err *err)
     s->scratch_logits = sl;
     s->scratch_state = ss;
     snprintf(s->tok_desc, sizeof s->tok_desc, "%s", desc);
-    /* cannot fail: the branch array keeps its memory across loads */
-    if (sess_branches_restart(s, zero, SESS_ORIGIN_ZERO, err) != 0) return -1;
+    sess_branches_start(s, root);
     return 0;
 }
 
@@ -505,7 +548,12 @@ static int sess_need_logits(const sess *s, ms_err *err)
 int sess_sample(sess *s, ms_err *err)
 {
     if (sess_need_logits(s, err) != 0) return -1;
+    if (s->sampled_id < 0) {
+        s->sampled_pre = s->cur.sampler;
+        s->sampled_n = 0;
+    }
     int id = ms_sample(&s->cur.sampler, s->cur.logits, s->model->cfg.vocab);
+    s->sampled_n++;
     if (id < 0) ms_seterr(err, "out of memory in the sampler");
     s->sampled_id = id;
     return id;
@@ -712,7 +760,7 @@ static void sess_snap_put(sess *s, const char *name, sess_frozen *fz, sess_hist 
 int sess_snap_add(sess *s, const char *name, ms_err *err)
 {
     if (sess_name_free(s, name, err) != 0 || sess_snap_room(s, err) != 0) return -1;
-    sess_frozen *fz = sess_fz_new(&s->model->cfg, &s->cur);
+    sess_frozen *fz = sess_fz_copy(s, &s->cur);
     if (!fz) {
         ms_seterr(err, "out of memory for a snapshot");
         return -1;

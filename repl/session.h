@@ -192,9 +192,13 @@ typedef struct {
     float *scratch_state;     /* (ms_state_len) scratch for score */
     float *scratch_logits;    /* (V) */
     sess_point tmp;           /* scratch point for goto, switch and replay */
+    sess_frozen *spare;       /* one point's memory faulted in ahead of the next
+                                 snap, fork or checkpoint (sess_idle); NULL: none */
     sess_trace *traces;       /* (n_layer) last step's copies, see sess_keep_layer */
     int n_kept;               /* layers kept */
-    int sampled_id;           /* the last id sess_sample drew, until it is fed */
+    int sampled_id;           /* the last id sess_sample drew, until it is fed (-1: none) */
+    ms_sampler sampled_pre;   /* the sampler before the first undelivered draw */
+    int sampled_n;            /* draws since the last event (more than one: not a plain draw) */
     char *exe_dir;            /* directory of the executable, for vocab search; may be NULL */
     volatile sig_atomic_t *stop;   /* set by Ctrl-C: long commands stop between tokens */
     sess_watch watch;         /* the view's hook (all NULL: none); see sess_watch */
@@ -221,6 +225,13 @@ int sess_load(sess *s, const char *path, int *dropped, ms_err *err);
 /* The same with a model already in memory (a random one for benchmarks);
  * the session takes it on success (the caller keeps it on failure). */
 int sess_use_model(sess *s, ms_model *m, int *dropped, ms_err *err);
+
+/* Get memory ready for the next snap, fork or checkpoint: one point's
+ * buffers, allocated and faulted in now, so that those cost one copy
+ * (fresh memory costs page faults: on the 2-core development VM ~2 µs a
+ * page, 1.5 ms for a 0.1B-shape point).  The REPL calls it between
+ * commands; optional (without it a copy allocates). */
+void sess_idle(sess *s);
 
 /* Zero state, position 0, no logits, RNG reseeded from the seed: the
  * current branch continues from a new origin (its old history kept as

@@ -48,6 +48,9 @@ void sess_pt_swap(sess_point *a, sess_point *b);
 void sess_cur_tokens(sess *s, int id);
 sess_frozen *sess_fz_new(const ms_config *c, const sess_point *src);   /* NULL: no memory */
 void sess_fz_unref(sess_frozen *f);
+/* a frozen copy of src for the session's model, in the spare memory
+ * sess_idle prepared when there is one (then no page faults) */
+sess_frozen *sess_fz_copy(sess *s, const sess_point *src);
 size_t sess_pt_bytes(const ms_config *c);
 
 /* logs (branch.c) */
@@ -83,10 +86,10 @@ int sess_record(sess *s, const sess_event *e, const sess_edit *ed, ms_err *err);
  * not a continuation of it.  cur becomes a copy of fz.  Takes fz's ref. */
 int sess_rehome(sess *s, sess_hist at, sess_frozen *fz, sess_origin origin, ms_err *err);
 
-/* The session starts over: every branch and log is dropped and "main"
- * begins at fz (a root of kind origin).  Takes fz's ref.  Cannot fail
- * after the allocations it makes first; returns 0 or -1. */
-int sess_branches_restart(sess *s, sess_frozen *fz, sess_origin origin, ms_err *err);
+/* The session starts over: every branch is dropped and "main" begins at
+ * root's base (a root log made for it).  Needs room for one branch (the
+ * array is never shrunk); cannot fail. */
+void sess_branches_start(sess *s, sess_log *root);
 
 /* checksums of a point: state, logits (0 without) */
 void sess_pt_checks(const sess *s, const sess_point *p, uint32_t *sc, uint32_t *lc);

@@ -77,6 +77,7 @@ typedef struct {
     const tui_action *acts;      /* -c / -x, run one after the other */
     int n_acts, act_i;
     double run_start, last_frame, last_cost;   /* end and cost (s) of the last frame */
+    double avg_cost;             /* moving average of the cost of frames during runs */
     char status[256], prompt[160], banner[600];
     /* the tour (-x file) */
     FILE *tour;
@@ -519,7 +520,7 @@ static void tui_on_step(void *ctx)
 {
     tui *t = ctx;
     double now = tui_now();
-    double gap = t->last_cost * (1 / TUI_DRAW_SHARE - 1);
+    double gap = (t->avg_cost > t->last_cost ? t->avg_cost : t->last_cost) * (1 / TUI_DRAW_SHARE - 1);
     if (gap < 1.0 / TUI_FPS) gap = 1.0 / TUI_FPS;
     if (!tui_winch && now - t->last_frame < gap) return;
     if (tui_winch) tui_resize(t);
@@ -528,6 +529,8 @@ static void tui_on_step(void *ctx)
     double el = now - t->run_start;
     snprintf(t->status, sizeof t->status, "running %s %.1f s  Ctrl-C stops", t->e->o->cmd, el);
     tui_draw(t);
+    t->last_cost = t->last_frame - now;   /* the whole frame: keys, output, drawing */
+    t->avg_cost = t->avg_cost > 0 ? 0.7 * t->avg_cost + 0.3 * t->last_cost : t->last_cost;
 }
 
 static int tui_run_cmd(tui *t, const char *line, int echo)

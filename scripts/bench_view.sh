@@ -18,6 +18,8 @@ RUNS=${RUNS:-5}
 N=${N:-2000}
 PY=${PYTHON:-/usr/bin/python3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ms-bview.XXXXXX") || exit 0
+export TMUX_TMPDIR="$T"      # the server's socket goes with the temporary directory
+unset TMUX
 TM="tmux -L ms-bview-$$ -f /dev/null"
 trap '$TM kill-server >/dev/null 2>&1; rm -rf "$T"' EXIT
 FEED='feed In the beginning God created the heaven and the earth.'
@@ -61,8 +63,8 @@ row() {   # row LABEL MODEL
     done
     b=$(median <"$T/b"); l=$(median <"$T/l")
     echo "$b $l $(frames)" | awk -v n="$N" -v label="$1" '{
-        tb = $1 > 0 ? n / $1 : 0; tl = $2 > 0 ? n / $2 : 0;
-        printf "%-34s %10.0f %10.0f %7.1f%% %8d %9.2f %8.2f\n", label, tb, tl, tb > 0 ? 100 * tl / tb : 0, $3, $4, $5 }'
+        tb = ($1 > 0) ? n / $1 : 0; tl = ($2 > 0) ? n / $2 : 0; r = (tb > 0) ? 100 * tl / tb : 0;
+        printf "%-34s %10.0f %10.0f %7.1f%% %8d %9.2f %8.2f\n", label, tb, tl, r, $3, $4, $5 }'
 }
 
 echo "the full-screen view: gen $N with the live view (100x40, xterm-256color, in tmux) against --batch; medians of $RUNS"

@@ -102,6 +102,12 @@ def sample_splitmix(task, B, T, seed):
     x = torch.tensor([[((next(g) >> 32) * K) >> 32 for _ in range(T)] for _ in range(B)], dtype=torch.long)
     return x, task.targets(x)
 
+def sample_splitmix(task, n, T, seed):
+    """Module-level form of Task.sample_splitmix (used by tests/test_task.sh):
+    (x, y) long (n, T), bit for bit core/task.c's ms_task_sample."""
+    return task.sample_splitmix(n, T, seed)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("task")

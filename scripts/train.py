@@ -422,37 +422,52 @@ def main():
             print(f"train: stopped at step {step}; --resume continues", flush=True)
             return
 
-    # the final file, and its held-out figure as stored
+    # The final file.  Evaluate in float32 and with the matrices rounded to
+    # --store (what the file holds), put both in the metadata, write, and
+    # check that the file read back gives the stored figure.  A --resume of a
+    # finished checkpoint lands here directly: that re-exports.
+    stored = ref.MetaState(cfg, torch.float32, init=None).to(dev)
+    with torch.no_grad():
+        for (n_, p), q in zip(model.named_parameters(), stored.parameters()):
+            q.copy_(p.to(STORE[a.store]) if ref.is_matrix(n_) else p)
     res = evaluate(full=True)
+    model = stored
+    res_s = evaluate(full=True)
     tokens = a.steps * tok_per_step
     trained_on = {"data": data_desc, "tokens": tokens, "steps": a.steps, "batch": a.batch, "ctx": a.ctx,
                   "hardware": hardware(a.device, a.threads), "wall_time_s": round(wall, 1),
                   "lr": f"{a.lr:g} -> {a.lr_min:g} cosine, warmup {a.warmup}", "seed": a.seed}
     if task is None:
-        trained_on["heldout_bpb_f32"] = round(res["heldout_bpb"], 5)
+        trained_on["heldout"] = (f"every {HELDOUT_EVERY}th chapter, {len(ho_ids)} bytes, read as one sequence "
+                                 f"from the zero state (= `score @models/kjv-heldout.txt`)")
+        trained_on["heldout_bpb_f32"] = round(res["heldout_bpb"], 6)
+        trained_on["heldout_bpb_stored"] = round(res_s["heldout_bpb"], 6)
     else:
+        trained_on["task"] = task.name
+        trained_on["accuracy_eval"] = (f"512 sequences of {4 * a.ctx} from the zero state, "
+                                       f"`task {task.name} {4 * a.ctx} 512 {TASK_EVAL_SEED}`")
         trained_on["accuracy_f32"] = res["acc"]
-    cmd = "scripts/train.py " + " ".join(sys.argv[1:])
+        trained_on["accuracy_stored"] = res_s["acc"]
+    cmd = "scripts/train.py " + " ".join(x for x in sys.argv[1:] if x != "--resume")
     notes = (f"{a.notes} " if a.notes else "") + f"L={cfg.n_layer} C={cfg.n_embd} H={cfg.n_head} " \
-        f"N={cfg.head_size} n={cfg.n_ptok} Hs={cfg.sse_heads} lora={a.lora}, {P} parameters. {cmd}"
-    export(model, out, a.store, tokenizer, vocab, trained_on, notes)
+        f"N={cfg.head_size} n={cfg.n_ptok} Hs={cfg.sse_heads} lora={a.lora}, {P} parameters, matrices " \
+        f"{a.store}. Trained with: {cmd}"
+    export(stored, out, a.store, tokenizer, vocab, trained_on, notes)
     sd, meta = safetensors_io.load(out)
-    stored = ref.MetaState.from_state_dict(sd, meta, dtype=torch.float32).to(dev)
-    stored.eval()
+    model = ref.MetaState.from_state_dict(sd, meta, dtype=torch.float32).to(dev)
+    res_f = evaluate(full=True)
+    if res_f != res_s:
+        fail(f"{out} read back gives {res_f}, not {res_s}")
     if task is None:
-        s = heldout_bpb(stored, ho_ids)
+        f32, st_ = res["heldout_bpb"], res_s["heldout_bpb"]
         print(f"train: wrote {out} ({os.path.getsize(out)} bytes, matrices {a.store}); held-out "
-              f"{len(ho_ids)} bytes: {res['heldout_bpb']:.5f} bits/byte in float32, {s:.5f} as stored "
-              f"(diff {s - res['heldout_bpb']:+.5f}); {tokens} tokens, {wall / 60:.1f} min", flush=True)
-        final = {"final": True, "heldout_bpb_f32": res["heldout_bpb"], "heldout_bpb_stored": s}
+              f"{len(ho_ids)} bytes: {f32:.6f} bits/byte in float32, {st_:.6f} as stored "
+              f"(diff {st_ - f32:+.6f}); {tokens} tokens, {wall / 60:.1f} min", flush=True)
     else:
-        s = task_accuracy(stored, task, a.ctx, n=512)
-        print(f"train: wrote {out} ({os.path.getsize(out)} bytes); accuracy float32 {res['acc']}, "
-              f"as stored {s}; {tokens} tokens, {wall / 60:.1f} min", flush=True)
-        final = {"final": True, "acc_f32": res["acc"], "acc_stored": s}
+        print(f"train: wrote {out} ({os.path.getsize(out)} bytes, matrices {a.store}); accuracy float32 "
+              f"{res['acc']}, as stored {res_s['acc']}; {tokens} tokens, {wall / 60:.1f} min", flush=True)
     with open(log_path, "a") as f:
-        f.write(json.dumps(final) + "\n")
-
+        f.write(json.dumps({"final": True, "f32": res, "stored": res_s}) + "\n")
 
 if __name__ == "__main__":
     main()

@@ -52,6 +52,7 @@ make_goldens() {
         --vocab 256 --tokenizer bytes --experts 5 --top-k 2 --seed 7
 }
 run reference-self-check $PY scripts/test_reference.py
+run wkv-ext-gradients $PY scripts/test_wkv_ext.py
 run golden-files make_goldens
 for m in A B B16 C D E E2; do
     run "golden-$m" $T/test_model golden "$G/$m.safetensors" "$G/$m.golden.safetensors"

@@ -25,7 +25,8 @@
  *    against one at a time; the observer's trace against the CPU observer;
  *    errors for a bad token, a batch too large, a state twice in a batch.
  *
- *   test_cuda [--tokens N] [--quick]
+ *   test_cuda [--tokens N] [--quick] [--kernels]
+ *   --kernels: section 1 only (for compute-sanitizer runs)
  */
 #include "check.h"
 #include "kernels.h"
@@ -929,7 +930,7 @@ static void test_exact(void)
     ms_model *m = make_model(&mc, &e);
     ms_cuda_model *dm = m ? ms_cuda_model_upload(m, &e) : NULL;
     ms_cuda_ws *ws = dm ? ms_cuda_ws_new(dm, 2, &e) : NULL;
-    float *d = ws ? ms_cuda_state_alloc(dm, 4, &e) : NULL;
+    float *d = ws ? ms_cuda_state_alloc(dm, 5, &e) : NULL;
     if (!d) {
         CHECK(0, "exactness setup: %s", e.msg);
         goto out;
@@ -937,28 +938,39 @@ static void test_exact(void)
     {
         const ms_config *c = &m->cfg;
         const size_t SL = ms_state_len(c), V = (size_t)c->vocab;
-        float *s0 = d, *s1 = d + SL, *s2 = d + 2 * SL, *s3 = d + 3 * SL;
-        float *l[4], *h[4];
-        for (int i = 0; i < 4; i++) {
+        float *s0 = d, *s1 = d + SL, *s2 = d + 2 * SL, *s3 = d + 3 * SL, *s4 = d + 4 * SL;
+        float *l[5], *h[5];
+        for (int i = 0; i < 5; i++) {
             l[i] = malloc(sizeof(float) * V);
             h[i] = malloc(sizeof(float) * SL);
         }
         int rc = 0;
-        /* graph vs direct vs PDL, from the same state */
+        /* graph / direct, with and without PDL, from the same state */
         rc |= run_tokens(ws, s0, 5, 1, c, l[0], &e);
-        rc |= ms_cuda_state_copy(ws, s1, s0, SL, &e) | ms_cuda_state_copy(ws, s2, s0, SL, &e);
-        rc |= run_tokens(ws, s0, 12, 2, c, l[0], &e);
-        ms_cuda_ws_set(ws, MS_CUDA_OPT_GRAPH, 0);
-        rc |= run_tokens(ws, s1, 12, 2, c, l[1], &e);
+        for (int i = 1; i < 4; i++) rc |= ms_cuda_state_copy(ws, d + i * SL, s0, SL, &e);
+        static const int gr[4] = {1, 0, 1, 0}, pd[4] = {0, 0, 1, 1};
+        for (int i = 0; i < 4; i++) {
+            ms_cuda_ws_set(ws, MS_CUDA_OPT_GRAPH, gr[i]);
+            ms_cuda_ws_set(ws, MS_CUDA_OPT_PDL, pd[i]);
+            int r1 = run_tokens(ws, d + i * SL, 12, 2, c, l[i], &e);
+            if (r1) printf("  (graph %d, pdl %d: %s)\n", gr[i], pd[i], e.msg);
+            rc |= r1;
+        }
         ms_cuda_ws_set(ws, MS_CUDA_OPT_GRAPH, 1);
-        ms_cuda_ws_set(ws, MS_CUDA_OPT_PDL, 1);
-        rc |= run_tokens(ws, s2, 12, 2, c, l[2], &e);
         ms_cuda_ws_set(ws, MS_CUDA_OPT_PDL, 0);
-        for (int i = 0; i < 3 && !rc; i++) rc |= ms_cuda_state_download(ws, h[i], d + i * SL, SL, &e);
+        for (int i = 0; i < 4 && !rc; i++) rc |= ms_cuda_state_download(ws, h[i], d + i * SL, SL, &e);
         CHECK(!rc && !memcmp(l[0], l[1], V * 4) && !memcmp(h[0], h[1], SL * 4),
               "graph replay and direct launches give the same bits (12 tokens)%s%s", rc ? ": " : "", rc ? e.msg : "");
-        CHECK(!rc && !memcmp(l[0], l[2], V * 4) && !memcmp(h[0], h[2], SL * 4),
-              "programmatic dependent launch gives the same bits (12 tokens)%s%s", rc ? ": " : "", rc ? e.msg : "");
+        CHECK(!rc && !memcmp(l[0], l[2], V * 4) && !memcmp(h[0], h[2], SL * 4) && !memcmp(l[0], l[3], V * 4) &&
+                  !memcmp(h[0], h[3], SL * 4),
+              "programmatic dependent launch (graph and direct) gives the same bits (12 tokens)%s%s", rc ? ": " : "",
+              rc ? e.msg : "");
+        /* a step without the head, then one with it: the logits are this step's (graphs differ by head) */
+        rc = ms_cuda_state_copy(ws, s4, s0, SL, &e);
+        int t1 = 11, t2 = 42;
+        rc |= ms_cuda_step(ws, &s0, 1, &t1, 0, NULL, &e) | ms_cuda_step(ws, &s0, 1, &t2, 0, l[0], &e);
+        rc |= ms_cuda_step(ws, &s4, 1, &t1, 0, l[4], &e) | ms_cuda_step(ws, &s4, 1, &t2, 0, l[1], &e);
+        CHECK(!rc && !memcmp(l[0], l[1], V * 4), "logits after a step without the head are the new step's");
         /* snapshot, run, restore, run again */
         rc = ms_cuda_state_copy(ws, s3, s0, SL, &e);
         rc |= run_tokens(ws, s0, 9, 3, c, l[0], &e);
@@ -997,7 +1009,7 @@ static void test_exact(void)
         int e3 = ms_cuda_step(ws, dup2, 2, toks, 0, NULL, &e);
         int ok3 = e3 == -1 && strstr(e.msg, "twice");
         CHECK(ok1 && ok2 && ok3, "errors: token %d out of range, batch 3 > 2, a state twice in a batch", tok);
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 5; i++) {
             free(l[i]);
             free(h[i]);
         }
@@ -1149,10 +1161,11 @@ out:
 int main(int argc, char **argv)
 {
     ms_err e;
-    int quick = 0;
+    int quick = 0, kernels_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--tokens") && i + 1 < argc) g_tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--kernels")) kernels_only = 1;
     }
     if (!ms_cuda_available(&e)) {
         printf("test_cuda: skipped: no CUDA device (%s)\n", e.msg);
@@ -1161,7 +1174,7 @@ int main(int argc, char **argv)
     char info[512];
     if (ms_cuda_device_info(info, sizeof info, &e)) snprintf(info, sizeof info, "? (%.400s)", e.msg);
     g_emu = strstr(info, "msc_emu") != NULL;
-    if ((g_emu || quick) && g_tokens == 256) g_tokens = 24;
+    if ((g_emu || quick) && g_tokens == 256) g_tokens = g_emu ? 12 : 24;
     printf("test_cuda: device %s; %d tokens per model\n", info, g_tokens);
 
     printf("-- kernels against double-precision references on random inputs\n");
@@ -1170,6 +1183,7 @@ int main(int argc, char **argv)
     test_wkv();
     test_sse();
     test_router();
+    if (kernels_only) return check_done("test_cuda");
 
     printf("-- whole models against ms_step() on the CPU\n");
     const mcase models[] = {

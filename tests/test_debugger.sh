@@ -304,5 +304,59 @@ EOF
 )
 check ${r%% *} "(i) --json: ${r#* }"
 
+# --- (j) seeded random scripts of every kind of command (edits, forks, gotos,
+# switches, opens, sampling, bad arguments): afterwards replay --verify passes
+# on the current branch at its end, at event 1 and at the end again, and the
+# same script run twice saves the same file
+r=$($PY - "$MS" "$M" "$T" 30 <<'EOF'
+import random, subprocess, sys, json, os
+MS, M, T, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+names = ['s1', 's2', 'b1', 'b2', 'main', 'main.1', 'now']
+tg = ['*', 'L0.*', 'L3.H0', 'L0.H0[1,2]', 'L1.H0[:,3]', 'L2.H0[5,:]', 'L11.att_x', 'L4.ffn_x[3]', 'L12.H0', 'Lx']
+num = ['0', '1', '-1', '0.5', '1e39', 'nan', '3', '20']
+def line(r):
+    c = r.choice(['feed', 'gen', 'step', 'snap', 'restore', 'fork', 'switch', 'goto', 'replay', 'set', 'zero',
+                  'scale-state', 'noise', 'patch', 'save', 'open', 'reset', 'set-sampler', 'drop-branch', 'checkpoints'])
+    pick = {'feed': lambda: 'feed ' + r.choice(['abc', 'Hello', 'z']), 'gen': lambda: 'gen %d' % r.randrange(1, 6),
+            'step': lambda: 'step %d' % r.randrange(1, 4),
+            'goto': lambda: 'goto ' + r.choice(['end', '@1', '2', '5', '-1', '9']),
+            'replay': lambda: 'replay ' + r.choice(['', '--verify', 's1', 's1 --verify']),
+            'set': lambda: 'set %s %s' % (r.choice(tg), r.choice(num)), 'zero': lambda: 'zero ' + r.choice(tg),
+            'scale-state': lambda: 'scale-state %s %s' % (r.choice(tg), r.choice(num)),
+            'noise': lambda: 'noise %s %s %s' % (r.choice(tg), r.choice(num), r.choice(['', '7'])),
+            'patch': lambda: 'patch %s from %s' % (r.choice(tg), r.choice(names)),
+            'save': lambda: 'save %s %s/%s' % (r.choice(['', 's1']), T, r.choice(['j1.st', 'j2.st'])),
+            'open': lambda: 'open %s/%s %s' % (T, r.choice(['j1.st', 'j2.st']), r.choice(['', 'o1', 's2'])),
+            'set-sampler': lambda: 'set-sampler temp=%s seed=%d' % (r.choice(['0', '0.7', '1']), r.randrange(3)),
+            'checkpoints': lambda: 'checkpoints ' + r.choice(['every=2 max=3', 'every=4', 'max=2'])}
+    return pick[c]() if c in pick else c + ('' if c == 'reset' else ' ' + r.choice(names))
+bad = []; steps = 0
+for k in range(n):
+    r = random.Random(k)
+    lines = [line(r) for _ in range(r.randrange(10, 40))]
+    saves = []
+    for rep in (0, 1):
+        for f in ('j1.st', 'j2.st'):   # each run starts without the files the last saved
+            if os.path.exists('%s/%s' % (T, f)): os.remove('%s/%s' % (T, f))
+        script = lines + ['goto end', 'replay --verify', 'goto @1', 'replay --verify', 'goto end', 'replay --verify',
+                          'save %s/final%d.st' % (T, rep)]
+        args = [MS, M, '--json']
+        for l in script: args += ['-c', l]
+        p = subprocess.run(args, capture_output=True, text=True, errors='replace', stdin=subprocess.DEVNULL)
+        o = [json.loads(x) for x in p.stdout.splitlines()]
+        ver = [x for x in o if x["cmd"] == "replay"][-3:]
+        steps += sum(x.get("steps", 0) for x in ver)
+        if p.returncode != 0 or len(o) != len(script) or not all(x["ok"] for x in ver):
+            bad.append("script %d: status %d, %d results, %s" % (k, p.returncode, len(o), [x.get("error") for x in ver]))
+            break
+        saves.append(open('%s/final%d.st' % (T, rep), 'rb').read())
+    if len(saves) == 2 and saves[0] != saves[1]:
+        bad.append("script %d: two runs saved different files" % k)
+print(0 if not bad else 1, "%d scripts run twice, %d verified replay steps, all passed and both runs' files "
+      "identical: %s" % (n, steps, "; ".join(bad[:3]) if bad else "yes"))
+EOF
+)
+check ${r%% *} "(j) ${r#* }"
+
 echo "test_debugger: $fails failed"
 [ $fails = 0 ]

@@ -26,6 +26,8 @@ TINY=tests/fixtures/tiny-rwkv-7v0-834K-FP32.bin
 B=${B:-build}
 PY=${PYTHON:-/usr/bin/python3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ms-tui.XXXXXX") || exit 1
+export TMUX_TMPDIR="$T"      # the servers' sockets go with the temporary directory
+unset TMUX                   # works from inside a tmux session too
 TM="tmux -L ms-tui-$$-0 -f /dev/null"
 cleanup() { $TM kill-server >/dev/null 2>&1; rm -rf "$T"; }
 trap cleanup EXIT

@@ -579,22 +579,24 @@ static void draw_status(vz_grid *g, vz_rect r, vz_view *v, const vz_data *d, con
     vz_style ss = st_fgbg(v, C_STATUS_FG, C_STATUS_BG, 0);
     vz_fill(g, row, " ", ss);
     char left[300];
-    const char *what = d->sel.zoom == VZ_ZOOM_SSE ? "sse" : "head";
     char sel[48];
     if (d->sel.zoom == VZ_ZOOM_SSE) snprintf(sel, sizeof sel, "sse %d", d->sel.layer);
     else snprintf(sel, sizeof sel, "L%d.H%d", d->sel.layer, d->sel.head);
-    (void)what;
     snprintf(left, sizeof left, " %s%sL%d H%d N%d Hs%d | view %s | scale %s | %s | ? help",
              d->model_name, d->model_name[0] ? " | " : "", d->L, d->H, d->N, d->Hs, sel,
              vz_scale_name(v->zs.mode), v->depth == VZ_DEPTH_MONO ? "mono" : vz_depth_name(v->depth));
-    int x = r.x + put_row(g, row, r.x, r.y, left, ss);
+    /* the right side (what runs, how to stop it, how long it took) first:
+     * the left side gets what is left */
+    int room = r.w;
     if (ch && ch->status && *ch->status) {
-        int sw = vz_text_width(ch->status, strlen(ch->status));
-        int sx = max_i(x + 1, r.x + r.w - sw - 1);
+        int sw = min_i(vz_text_width(ch->status, strlen(ch->status)), r.w - 1);
+        int sx = r.x + r.w - sw - 1;
         vz_style rs = ch->running ? st_fgbg(v, 0xffd75f, C_STATUS_BG, 1) : ss;
         if (v->depth == VZ_DEPTH_MONO) rs.bold = ch->running;
-        put_row(g, row, sx, r.y, ch->status, rs);
+        put_row(g, row, max_i(sx, r.x), r.y, ch->status, rs);
+        room = sx - r.x - 1;
     }
+    if (room > 0) vz_put(g, r.x, r.y, room, left, (size_t)-1, ss);
 }
 
 /* ---- command line ---- */

@@ -252,6 +252,13 @@ extern "C" ms_cuda_model *ms_cuda_model_upload(const ms_model *m, ms_err *err)
     }
 #undef V_
 #undef M_
+    {   /* the copies ran on the legacy stream; steps run on non-blocking streams */
+        cudaError_t e = cudaDeviceSynchronize();
+        if (e != cudaSuccess) {
+            ms_seterr(err, "cuda upload: %s", cudaGetErrorString(e));
+            goto fail;
+        }
+    }
     return dm;
 fail:
     ms_cuda_model_free(dm);
@@ -757,6 +764,7 @@ extern "C" float *ms_cuda_state_alloc(const ms_cuda_model *dm, int count, ms_err
     float *p = NULL;
     cudaError_t e = cudaMalloc((void **)&p, bytes);
     if (e == cudaSuccess) e = cudaMemset(p, 0, bytes);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();   /* legacy stream: not ordered with ours */
     if (e != cudaSuccess) {
         if (p) cudaFree(p);
         ms_seterr(err, "cuda: allocating %d states (%zu bytes): %s", count, bytes, cudaGetErrorString(e));

@@ -294,6 +294,7 @@ extern "C" int msc_gemv(msc_ctx *c, msc_job *jobs, const msc_job *djobs, int njo
     if (!djobs) {   /* tests: copy the descriptors now; not allowed inside a capture */
         MSC_CK(cudaMalloc((void **)&tmp, sizeof(msc_job) * (size_t)njobs));
         cudaError_t e = cudaMemcpy(tmp, jobs, sizeof(msc_job) * (size_t)njobs, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize();   /* legacy-stream copy vs our stream */
         if (e != cudaSuccess) {
             cudaFree(tmp);
             ms_seterr(err, "cuda: gemv: copying the job table: %s", cudaGetErrorString(e));
@@ -396,6 +397,7 @@ extern "C" double msc_time_gemv(int dt, int out, int in, int B, int path, int co
             J->row0 = 0;
         }
         e = cudaMemcpy(dj, jobs, sizeof(msc_job) * (size_t)copies, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize();
     }
     if (e == cudaSuccess) e = cudaEventCreate(&e0);
     if (e == cudaSuccess) e = cudaEventCreate(&e1);

@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(MSC_THREADS) tmix_kernel(msc_tmix_args a)
 
 /* One row of a small (out, in) matrix times x (shared memory), by one
  * thread: the head's LoRA up-projections are N rows of d <= a few hundred. */
-__device__ __forceinline__ float row_dot(const msc_mat &M, int row, const float *x)
+__device__ __noinline__ float row_dot(const msc_mat M, int row, const float *x)
 {
     const int d = M.in;
     float acc = 0;
@@ -110,6 +110,55 @@ __device__ __forceinline__ float row_dot(const msc_mat &M, int row, const float 
     return acc;
 }
 
+/* up[i] = M[c0 + i, :] . lo for the N rows of one head (whole block; it
+ * contains barriers).  The head's rows are one contiguous slice, so the block
+ * reads it with coalesced 16-byte loads, 8 per thread in flight, keeps one
+ * partial sum per 16-byte chunk in `part` (shared), then sums each row's
+ * chunks in order: no atomics, the same result on every run.  Rows whose
+ * length is not a multiple of 16 bytes take row_dot. */
+__device__ __noinline__ void lora_up(const msc_mat M, int c0, int N, const float *lo, float *up, float *part)
+{
+    const int d = M.in, esz = M.dt == MS_F32 ? 4 : 2, epv = 16 / esz;
+    if ((d * esz) % 16 != 0 || ((uintptr_t)M.w & 15) != 0) {
+        for (int i = threadIdx.x; i < N; i += blockDim.x) up[i] = row_dot(M, c0 + i, lo);
+        return;
+    }
+    const int cpr = d / epv, nch = N * cpr, bd = blockDim.x;
+    const uint4 *base = (const uint4 *)((const char *)M.w + (size_t)c0 * d * esz);
+    for (int c = threadIdx.x; c < nch; c += 8 * bd) {
+        uint4 w[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) w[u] = c + u * bd < nch ? ld16(base + c + u * bd) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int idx = c + u * bd;
+            if (idx >= nch) continue;
+            const float *x = lo + (idx % cpr) * epv;
+            const uint32_t q[4] = {w[u].x, w[u].y, w[u].z, w[u].w};
+            float s = 0;
+            if (M.dt == MS_F32) {
+#pragma unroll
+                for (int t = 0; t < 4; t++) s = fmaf(__uint_as_float(q[t]), x[t], s);
+            } else {
+#pragma unroll
+                for (int t = 0; t < 4; t++) {
+                    const uint16_t l = (uint16_t)(q[t] & 0xffff), h = (uint16_t)(q[t] >> 16);
+                    s = fmaf(M.dt == MS_BF16 ? bf16_f32(l) : f16_f32(l), x[2 * t], s);
+                    s = fmaf(M.dt == MS_BF16 ? bf16_f32(h) : f16_f32(h), x[2 * t + 1], s);
+                }
+            }
+            part[idx] = s;
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < N; i += bd) {
+        float s = 0;
+        for (int k = 0; k < cpr; k++) s += part[i * cpr + k];
+        up[i] = s;
+    }
+    __syncthreads();   /* part is reused by the next matrix */
+}
+
 /* EPL: state columns per lane (N <= 32*EPL), rows per warp 4*EPL (8 warps
  * cover 32*EPL rows); the rows of a warp are loaded together so their loads
  * overlap.  EPL = 0: any N, a row at a time. */
@@ -123,6 +172,7 @@ __global__ void __launch_bounds__(MSC_THREADS, 1) wkv_kernel(msc_wkv_args a)
     float *sr = lo + (a.d_w + a.d_a + a.d_g + a.d_v);
     float *sk = sr + N, *sv = sk + N, *sw = sv + N, *sa = sw + N, *sg = sa + N, *skk = sg + N, *sb = skk + N;
     float *sy = sb + N, *up = sy + N;                         /* up: 4N raw LoRA outputs w, a, g, v */
+    float *part = up + 4 * N;                                 /* lora_up's chunk sums */
     griddep_wait();
     const size_t oA = (size_t)b * a.ldA;
     for (int j = tid; j < a.d_w; j += blockDim.x) lo[j] = tanhf(a.lw[(size_t)b * a.ld_w + j]);
@@ -137,14 +187,10 @@ __global__ void __launch_bounds__(MSC_THREADS, 1) wkv_kernel(msc_wkv_args a)
     }
     __syncthreads();
     /* w2 . tanh(xw@w1), a2 . (xa@a1), g2 . sigmoid(xg@g1), v2 . (xv@v1): this head's rows */
-    const int nm = a.first ? 3 : 4;
-    for (int it = tid; it < nm * N; it += blockDim.x) {
-        const int m = it / N, i = it - m * N;
-        if (m == 0) up[it] = row_dot(a.w2, c0 + i, lo);
-        else if (m == 1) up[it] = row_dot(a.a2, c0 + i, lo + a.d_w);
-        else if (m == 2) up[it] = row_dot(a.g2, c0 + i, lo + a.d_w + a.d_a);
-        else up[it] = row_dot(a.v2, c0 + i, lo + a.d_w + a.d_a + a.d_g);
-    }
+    lora_up(a.w2, c0, N, lo, up, part);
+    lora_up(a.a2, c0, N, lo + a.d_w, up + N, part);
+    lora_up(a.g2, c0, N, lo + a.d_w + a.d_a, up + 2 * N, part);
+    if (!a.first) lora_up(a.v2, c0, N, lo + a.d_w + a.d_a + a.d_g, up + 3 * N, part);
     __syncthreads();
     for (int i = tid; i < N; i += blockDim.x) {
         const int c = c0 + i;
@@ -467,12 +513,14 @@ extern "C" int msc_wkv(msc_ctx *c, const msc_wkv_args *a, int B, ms_err *err)
 {
     const char *kname = "wkv";
     if (check_b(B, kname, err)) return -1;
-    size_t sm = sizeof(float) * ((size_t)a->d_w + a->d_a + a->d_g + a->d_v + 13 * (size_t)a->N);
+    int dmax = a->d_w > a->d_a ? a->d_w : a->d_a;
+    if (a->d_g > dmax) dmax = a->d_g;
+    if (a->d_v > dmax) dmax = a->d_v;
+    /* lo (the four LoRA inputs), 13 vectors of N, lora_up's chunk sums (F32: d/4 per row) */
+    size_t sm = sizeof(float) * ((size_t)a->d_w + a->d_a + a->d_g + a->d_v + 13 * (size_t)a->N +
+                                 (size_t)a->N * ((dmax + 3) / 4));
     dim3 g(a->H, B);
-    if (a->N <= 32) {
-        if (smem_optin(wkv_kernel<1>, sm, kname, err)) return -1;
-        LAUNCH(c, wkv_kernel<1>, g, dim3(MSC_THREADS), sm, *a);
-    } else if (a->N <= 64) {
+    if (a->N <= 64) {
         if (smem_optin(wkv_kernel<2>, sm, kname, err)) return -1;
         LAUNCH(c, wkv_kernel<2>, g, dim3(MSC_THREADS), sm, *a);
     } else if (a->N <= 128) {
@@ -495,10 +543,7 @@ extern "C" int msc_sse(msc_ctx *c, const msc_sse_args *a, int B, ms_err *err)
     }
     size_t sm = sizeof(float) * 3 * (size_t)a->N;
     dim3 g(a->Hs > 0 ? a->Hs : 1, B);
-    if (a->N <= 32) {
-        if (smem_optin(sse_kernel<1>, sm, kname, err)) return -1;
-        LAUNCH(c, sse_kernel<1>, g, dim3(MSC_THREADS), sm, *a);
-    } else if (a->N <= 64) {
+    if (a->N <= 64) {
         if (smem_optin(sse_kernel<2>, sm, kname, err)) return -1;
         LAUNCH(c, sse_kernel<2>, g, dim3(MSC_THREADS), sm, *a);
     } else if (a->N <= 128) {
@@ -610,6 +655,9 @@ extern "C" void *msc_alloc(size_t bytes, ms_err *err)
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 16);
     if (e == cudaSuccess) e = cudaMemset(p, 0xFF, bytes);
+    /* the memset runs on the legacy stream, which the backend's non-blocking
+     * streams do not wait for */
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
     if (e != cudaSuccess) {
         if (p) cudaFree(p);
         ms_seterr(err, "cuda: allocating %zu bytes on the device: %s", bytes, cudaGetErrorString(e));
@@ -623,14 +671,21 @@ extern "C" void msc_free(void *d)
     if (d) cudaFree(d);
 }
 
+/* Both wait for the whole device first and after: cudaMemcpy runs on the
+ * legacy stream, which is not ordered with the non-blocking streams the
+ * kernels run on, and a copy from pageable memory may return before its DMA
+ * has landed. */
 extern "C" int msc_upload(void *dst, const void *src, size_t bytes, ms_err *err)
 {
+    MSC_CK(cudaDeviceSynchronize());
     MSC_CK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    MSC_CK(cudaDeviceSynchronize());
     return 0;
 }
 
 extern "C" int msc_download(void *dst, const void *src, size_t bytes, ms_err *err)
 {
+    MSC_CK(cudaDeviceSynchronize());
     MSC_CK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
     return 0;
 }

@@ -2,21 +2,28 @@
  *
  * Fibers: one ucontext per thread of the running block, scheduled round-robin
  * in a random order per pass (MSC_EMU_SEED, default 1; MSC_EMU_ORDER=0 runs
- * in index order).  A fiber runs until it reaches a barrier or ends.  Block
+ * in index order).  A fiber runs until it reaches a barrier or ends.  It is
+ * entered the first time with setcontext and afterwards with _longjmp, which,
+ * unlike swapcontext, makes no system call.  Block
  * barriers and warp exchanges count arrivals per generation; the last one to
  * arrive releases the others.  If a pass finds no fiber that can run while
  * some have not ended, the kernel has a barrier that not every thread
  * reaches: that is reported and the program aborts (on a GPU it hangs or is
  * undefined).
  */
+#undef _FORTIFY_SOURCE   /* its longjmp check refuses jumps between fiber stacks */
 #include "msc_emu.h"
 
 #include <algorithm>
+#include <csetjmp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <csignal>
 #include <random>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <ucontext.h>
 #include <vector>
 
@@ -34,7 +41,9 @@ enum { K_BLOCK = -1 };   /* wait kinds: -1 block barrier, w >= 0 warp w */
 
 struct Fiber {
     ucontext_t ctx;
+    jmp_buf jb;
     char *stack = nullptr;
+    bool started = false;
     int state = F_DONE;
     int wait_kind = 0;
     unsigned wait_gen = 0;
@@ -43,7 +52,7 @@ struct Fiber {
 static const size_t STACK = 256 << 10;
 static const int MAXV = 16;   /* values per lane in one warp exchange */
 static std::vector<Fiber> fib;
-static ucontext_t sched;
+static jmp_buf sched;
 static int cur, nthr;
 static std::function<void()> *body;
 static int bar_count;
@@ -52,6 +61,7 @@ struct Warp {
     int count = 0, nval = 0;
     unsigned gen = 0;
     double buf[2][32][MAXV];
+    double res[2][MAXV];   /* the sums, computed once by the last lane to arrive */
 };
 static std::vector<Warp> warps;
 static std::vector<unsigned char> smem;
@@ -74,7 +84,7 @@ static void entry()
 {
     (*body)();
     fib[cur].state = F_DONE;
-    /* returning switches to uc_link, the scheduler */
+    _longjmp(sched, 1);   /* never returns: the stack is reused by the next block */
 }
 
 static void wait_on(int kind, unsigned gen)
@@ -84,7 +94,7 @@ static void wait_on(int kind, unsigned gen)
     f.wait_kind = kind;
     f.wait_gen = gen;
     int me = cur;
-    swapcontext(&fib[me].ctx, &sched);
+    if (!_setjmp(fib[me].jb)) _longjmp(sched, 1);
     cur = me;
     set_tid(me);
 }
@@ -119,22 +129,24 @@ template <class T> static void warp_allsum(T *v, int n)
     else if (W.nval != n) die("lanes of a warp reduce different numbers of values");
     for (int i = 0; i < n; i++) W.buf[gen & 1][lane][i] = (double)v[i];
     if (++W.count == lanes) {
+        /* the butterfly of __shfl_xor_sync(16, 8, 4, 2, 1), in T arithmetic;
+         * every lane ends with the same value (a + b == b + a) */
+        for (int i = 0; i < n; i++) {
+            T a[32], b[32];
+            for (int l = 0; l < 32; l++) a[l] = (T)W.buf[gen & 1][l][i];
+            for (int off = 16; off >= 1; off >>= 1) {
+                for (int l = 0; l < 32; l++) b[l] = a[l] + a[l ^ off];
+                std::copy(b, b + 32, a);
+            }
+            W.res[gen & 1][i] = (double)a[0];
+        }
         W.count = 0;
         W.gen++;
         release(w, gen);
     } else {
         wait_on(w, gen);
     }
-    /* the butterfly of __shfl_xor_sync(16, 8, 4, 2, 1), in T arithmetic */
-    for (int i = 0; i < n; i++) {
-        T a[32], b[32];
-        for (int l = 0; l < 32; l++) a[l] = (T)W.buf[gen & 1][l][i];
-        for (int off = 16; off >= 1; off >>= 1) {
-            for (int l = 0; l < 32; l++) b[l] = a[l] + a[l ^ off];
-            std::copy(b, b + 32, a);
-        }
-        v[i] = a[lane];
-    }
+    for (int i = 0; i < n; i++) v[i] = (T)W.res[gen & 1][i];
 }
 
 void warp_allsum_f(float *v, int n) { warp_allsum<float>(v, n); }
@@ -151,6 +163,24 @@ void check_align(const void *p, size_t a, const char *what)
     }
 }
 
+/* Run fiber t until it waits or ends.  A fiber is entered the first time on
+ * its own stack (x86-64: two instructions; elsewhere setcontext), later by
+ * _longjmp.  Kept out of run_block so that no local of the scheduler lives
+ * across the _setjmp. */
+static __attribute__((noinline)) void resume(int t)
+{
+    if (_setjmp(sched)) return;
+    if (fib[t].started) _longjmp(fib[t].jb, 1);
+    fib[t].started = true;
+#if defined(__x86_64__)
+    char *top = fib[t].stack + STACK - 64;
+    asm volatile("mov %0, %%rsp\n\tcall *%1\n\t" ::"r"(top), "r"(entry) : "memory");
+    __builtin_unreachable();
+#else
+    setcontext(&fib[t].ctx);
+#endif
+}
+
 static void run_block(unsigned nt)
 {
     nthr = (int)nt;
@@ -162,11 +192,22 @@ static void run_block(unsigned nt)
         Fiber &f = fib[t];
         if (!f.stack) f.stack = (char *)malloc(STACK);
         if (!f.stack) die("out of memory for fiber stacks");
-        getcontext(&f.ctx);
+#if !defined(__x86_64__)
+        static ucontext_t tmpl;
+        static bool have_tmpl;
+        if (!have_tmpl) {
+            getcontext(&tmpl);
+            have_tmpl = true;
+        }
+#endif
+#if !defined(__x86_64__)
+        f.ctx = tmpl;
         f.ctx.uc_stack.ss_sp = f.stack;
         f.ctx.uc_stack.ss_size = STACK;
-        f.ctx.uc_link = &sched;
+        f.ctx.uc_link = nullptr;
         makecontext(&f.ctx, entry, 0);
+#endif
+        f.started = false;
         f.state = F_RUN;
     }
     std::vector<int> order(nt);
@@ -180,7 +221,7 @@ static void run_block(unsigned nt)
             any = true;
             cur = t;
             set_tid(t);
-            swapcontext(&sched, &fib[t].ctx);
+            resume(t);
             if (fib[t].state == F_DONE) done++;
         }
         if (!any) {
@@ -213,9 +254,20 @@ static cudaError_t run_or_record(std::function<void()> op)
     return cudaSuccess;
 }
 
+static void on_segv(int sig)
+{
+    char m[160];
+    int n = snprintf(m, sizeof m, "msc_emu: %s in block %u,%u thread %d: an access outside a device buffer?\n",
+                     sig == SIGSEGV ? "segmentation fault" : "bus error", g_bid.x, g_bid.y, cur);
+    if (write(2, m, (size_t)n) < 0) _exit(139);
+    _exit(139);
+}
+
 int launch(const void *fn, dim3 grid, dim3 block, size_t sm, std::function<void()> kbody)
 {
     if (order_random < 0) {
+        signal(SIGSEGV, on_segv);
+        signal(SIGBUS, on_segv);
         const char *o = getenv("MSC_EMU_ORDER");
         const char *s = getenv("MSC_EMU_SEED");
         order_random = !(o && !strcmp(o, "0"));
@@ -286,16 +338,33 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d)
 cudaError_t cudaDriverGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaRuntimeGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 
+/* Device memory ends (to within the 256 bytes of cudaMalloc's alignment) at
+ * an inaccessible page, so a kernel that reads or writes past the end of a
+ * buffer crashes here instead of reading a neighbour on the GPU. */
+static std::map<void *, std::pair<void *, size_t>> maps;
 cudaError_t cudaMalloc(void **p, size_t n)
 {
-    *p = aligned_alloc(256, (n + 255) & ~(size_t)255);
-    if (!*p) return cudaErrorMemoryAllocation;
-    memset(*p, 0xA5, n);   /* garbage, as device memory is */
+    const size_t pg = 4096, n256 = (n + 255) & ~(size_t)255, len = (n256 + pg - 1) / pg * pg + pg;
+    void *base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return cudaErrorMemoryAllocation;
+    char *guard = (char *)base + len - pg;
+    mprotect(guard, pg, PROT_NONE);
+    *p = guard - n256;
+    maps[*p] = std::make_pair(base, len);
+    memset(*p, 0xA5, n256);   /* garbage, as device memory is */
     return cudaSuccess;
 }
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaFree(void *p)
+{
+    if (!p) return cudaSuccess;
+    auto it = maps.find(p);
+    if (it == maps.end()) return cudaErrorInvalidValue;
+    munmap(it->second.first, it->second.second);
+    maps.erase(it);
+    return cudaSuccess;
+}
 cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
-cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k)
 {
     if (capturing) return cudaErrorStreamCaptureInvalidated;
