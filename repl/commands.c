@@ -1119,7 +1119,8 @@ static const cmd_def cmd_defs[] = {
       "each), a token the sampler drew with the one recorded, and every stored checkpoint bit for\n"
       "bit; it stops at the first difference, names the step (event number, what it was, the\n"
       "position) and changes nothing.  Otherwise the replayed point becomes the current one, and\n"
-      "replay says whether it equals the one before bit for bit.  To check a state file's history:\n"
+      "replay says whether it equals the one before bit for bit (if not, the branch goes on from\n"
+      "the replayed point).  To check a state file's history:\n"
       "open it, then replay --verify." },
     { "diff", "A B [TARGET]", 2, 3, 0, "nnt", cmd_diff, "compare two points (snapshots, branches or now): per part, and KL",
       "One row per part (each layer's att_x, heads and ffn_x; or the parts of TARGET): |A|, |B|,\n"
