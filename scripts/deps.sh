@@ -3,7 +3,7 @@
 # As root it installs what is missing with apt-get; otherwise it prints the
 # exact apt-get line to run and fails.  Used by `make run`, `make test`,
 # `make bench` and .ci/run.
-PKGS="gcc make libopenblas-dev libcjson-dev libreadline-dev libncurses-dev libpng-dev zlib1g-dev python3 python3-torch python3-numpy tmux"
+PKGS="gcc g++ make libopenblas-dev libcjson-dev libreadline-dev libncurses-dev libpng-dev zlib1g-dev python3 python3-torch python3-numpy tmux"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

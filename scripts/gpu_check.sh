@@ -28,7 +28,7 @@
 # SKIP_BENCH=1, SKIP_SANITIZER=1, JOBS (make -j, default 16).
 # It changes nothing on the card (no clocks, no resets): it only reads nvidia-smi.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-build/gpu-check}
 mkdir -p "$OUT"
 JOBS=${JOBS:-16}
@@ -63,7 +63,10 @@ note "gpu_check: $(nvidia-smi --query-gpu=name,driver_version,memory.total --for
 # cuBLAS at run time: the toolkit's, or the one PyTorch's wheels bring
 if ! ls /usr/local/cuda/lib64/libcublas.so.13 >/dev/null 2>&1; then
     lib=$(find /usr/local /usr/lib /opt -name 'libcublas.so.13' 2>/dev/null | head -1)
-    [ -n "$lib" ] && export LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    if [ -n "$lib" ]; then
+        LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        export LD_LIBRARY_PATH
+    fi
 fi
 export PATH="/usr/local/cuda/bin:$PATH"
 
@@ -123,7 +126,8 @@ if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null 2>
         MS_FIXTURES=tests/fixtures timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 \
             "$T/test_cuda" --kernels >>"$OUT/sanitizer.log" 2>&1
         rc=$?
-        note "compute-sanitizer $tool: exit $rc ($([ $rc = 0 ] && echo clean || ([ $rc = 124 ] && echo 'timed out' || echo 'ERRORS: see sanitizer.log'))), $(($(date +%s) - t0)) s"
+        case $rc in 0) what=clean ;; 124) what="timed out" ;; *) what="ERRORS: see sanitizer.log" ;; esac
+        note "compute-sanitizer $tool: exit $rc ($what), $(($(date +%s) - t0)) s"
     done
     grep -E "ERROR SUMMARY|Invalid|Race|Barrier" "$OUT/sanitizer.log" | sort | uniq -c | head -10 | tee -a "$OUT/summary.txt"
 fi

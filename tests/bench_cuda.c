@@ -182,6 +182,8 @@ int main(int argc, char **argv)
     printf("copy bandwidth: %.1f GB/s (1 GiB device-to-device, read + written, median)\n\n", g_copy_gbs);
 
     /* GEMV alone: the 1.5B shape's matrices (C = 2048) and its head */
+    printf("GEMV alone, batch 1, weights rotated through > 256 MB (out of L2); cuBLAS = GemmEx n=1, its\n"
+           "input converted to the weight dtype first (the batched path); GB/s of weights read\n");
     printf("%-24s %-4s %5s %10s %10s %8s\n", "gemv (out x in)", "type", "B", "own GB/s", "cublas GB/s", "own/copy");
     struct { const char *n; int out, in; } gm[] = {
         {"C x C (Wr, Wo)", 2048, 2048}, {"4C x C (Kz)", 8192, 2048}, {"C x 4C (V)", 2048, 8192},
@@ -200,7 +202,9 @@ int main(int argc, char **argv)
                    100 * g1 / g_copy_gbs);
             fflush(stdout);
         }
-    printf("\n%-26s %-4s %-10s %9s %9s %9s %9s %9s %8s\n", "decode", "type", "", "tok/s", "min", "max", "MB/token",
+    printf("\ndecode on %s: median/min/max tok/s of %d runs x %d tokens, logits every token; GB/s = tok/s x\n"
+           "MB/token; \"of copy\" = that over the copy bandwidth above (goal for 1.5B: >= 70%%)\n", info, runs, tokens);
+    printf("%-26s %-4s %-10s %9s %9s %9s %9s %9s %8s\n", "decode", "type", "", "tok/s", "min", "max", "MB/token",
            "GB/s", "of copy");
     ms_config c01 = shape(12, 768, 12, 64, 64, 32, 128);
     ms_config c15 = shape(24, 2048, 32, 96, 96, 64, 256);

@@ -345,26 +345,38 @@ cudaError_t cudaRuntimeGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 /* Device memory ends (to within the 256 bytes of cudaMalloc's alignment) at
  * an inaccessible page, so a kernel that reads or writes past the end of a
  * buffer crashes here instead of reading a neighbour on the GPU. */
-static std::map<void *, std::pair<void *, size_t>> maps;
+static std::map<void *, std::pair<void *, size_t>> *maps;
+static void leak_check()
+{
+    if (maps->empty()) return;
+    size_t bytes = 0;
+    for (auto &m : *maps) bytes += m.second.second;
+    fprintf(stderr, "msc_emu: %zu device buffers (%zu bytes with guard pages) were never freed\n", maps->size(), bytes);
+    _exit(3);
+}
 cudaError_t cudaMalloc(void **p, size_t n)
 {
+    if (!maps) {
+        maps = new std::map<void *, std::pair<void *, size_t>>();
+        atexit(leak_check);
+    }
     const size_t pg = 4096, n256 = (n + 255) & ~(size_t)255, len = (n256 + pg - 1) / pg * pg + pg;
     void *base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) return cudaErrorMemoryAllocation;
     char *guard = (char *)base + len - pg;
     mprotect(guard, pg, PROT_NONE);
     *p = guard - n256;
-    maps[*p] = std::make_pair(base, len);
+    (*maps)[*p] = std::make_pair(base, len);
     memset(*p, 0xA5, n256);   /* garbage, as device memory is */
     return cudaSuccess;
 }
 cudaError_t cudaFree(void *p)
 {
     if (!p) return cudaSuccess;
-    auto it = maps.find(p);
-    if (it == maps.end()) return cudaErrorInvalidValue;
+    auto it = maps ? maps->find(p) : decltype(maps->end())();
+    if (!maps || it == maps->end()) return cudaErrorInvalidValue;
     munmap(it->second.first, it->second.second);
-    maps.erase(it);
+    maps->erase(it);
     return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
