@@ -303,6 +303,28 @@ static void cmd_human_bytes(double b, char *buf, size_t cap)
     else snprintf(buf, cap, "%.0f B", b);
 }
 
+/* Metadata text for `info`: as written (quotes and backslashes kept, since
+ * it is JSON or prose, not something to type back), with control bytes and
+ * invalid UTF-8 escaped as arg_quote does, cut to the buffer. */
+static const char *meta_text(const char *v, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p && o + 8 < cap;) {
+        int n = arg_utf8_len(p, strlen((const char *)p));
+        if (n > 1 || (n == 1 && *p >= 0x20 && *p != 0x7f)) {
+            memcpy(buf + o, p, (size_t)n);
+            o += (size_t)n;
+            p += n;
+        } else {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02X", *p);
+            p++;
+        }
+    }
+    if (v[0] && o + 8 >= cap) o += (size_t)snprintf(buf + o, cap - o, "...");
+    buf[o < cap ? o : cap - 1] = 0;
+    return buf;
+}
+
 static int cmd_info(cmd_call *c)
 {
     const ms_model *m = c->s->model;
@@ -341,9 +363,9 @@ static int cmd_info(cmd_call *c)
     out_text(c->o, "state       %zu floats, %zu bytes (%s)", ms_state_len(g), state_bytes, sb);
     out_text(c->o, "backend     %s, %d threads", c->e->backend, ms_get_threads());
     out_text(c->o, "tokenizer   %s", c->s->tok_desc);
-    out_text(c->o, "growth      %s", growth ? arg_quote_n(growth, strlen(growth), q2, sizeof q2) : "none");
-    if (trained) out_text(c->o, "trained on  %s", arg_quote_n(trained, strlen(trained), q1, sizeof q1));
-    if (notes) out_text(c->o, "notes       %s", arg_quote_n(notes, strlen(notes), q3, sizeof q3));
+    out_text(c->o, "growth      %s", growth ? meta_text(growth, q2, sizeof q2) : "none");
+    if (trained) out_text(c->o, "trained on  %s", meta_text(trained, q1, sizeof q1));
+    if (notes) out_text(c->o, "notes       %s", meta_text(notes, q3, sizeof q3));
 
     cJSON *o = out_obj(c->o);
     out_add_str(o, "path", m->path ? m->path : "", m->path ? strlen(m->path) : 0);
