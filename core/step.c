@@ -87,8 +87,9 @@ static void layer_norm(const float *x, float *y, const float *w, const float *b,
         var += d * d;
     }
     var /= n;
-    float inv = (float)(1.0 / sqrt(var + eps)), mf = (float)mean;
-    for (int i = 0; i < n; i++) y[i] = (x[i] - mf) * inv * w[i] + b[i];
+    /* normalise in double: (x - mean) cancels badly in fp32 when |mean| >> std */
+    double inv = 1.0 / sqrt(var + eps);
+    for (int i = 0; i < n; i++) y[i] = (float)(((double)x[i] - mean) * inv * w[i] + b[i]);
 }
 
 /* per-head GroupNorm of x (G groups of N) with per-channel affine */
