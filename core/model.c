@@ -4,10 +4,12 @@
  * Both formats are first turned into one table of named tensors in PyTorch
  * (official RWKV-7) order and shape; the model is then built from that table
  * by one function, so every check (name, dtype, shape, byte range, NaN) is
- * written once.  F32 tensors are used in place inside the mapping; 1-D
- * tensors stored as F16/BF16 are converted to owned F32 buffers (MODEL.md 5.1:
- * they stay fp32).  The loader never prints; a failure leaves one line in
- * ms_err naming the file and the tensor.
+ * written once.  F32 tensors are used in place inside the model's private
+ * copy of the file (not a file mapping, which a truncation of the file would
+ * turn into SIGBUS: see ms_st_read_file); 1-D tensors stored as F16/BF16 are
+ * converted to owned F32 buffers (MODEL.md 5.1: they stay fp32).  The loader
+ * never prints; a failure leaves one line in ms_err naming the file and the
+ * tensor.
  */
 #include "ms.h"
 #include "kernels.h"
@@ -708,12 +710,9 @@ ms_model *ms_model_load(const char *path, ms_err *err)
         goto done;
     }
     if (!memcmp(magic, "fmgg", 4)) {   /* 0x67676d66 little-endian: rwkv.cpp */
-        void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        void *map = ms_st_read_file(fd, (size_t)sb.st_size, path, err);
         close(fd);
-        if (map == MAP_FAILED) {
-            ms_seterr(err, "%s: cannot map: %s", path, strerror(errno));
-            goto done;
-        }
+        if (map == MAP_FAILED) goto done;
         m->map = map;
         m->map_len = (size_t)sb.st_size;
         if (load_bin(&ld, map, m->map_len)) goto done;

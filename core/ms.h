@@ -31,7 +31,7 @@ size_t ms_dtype_size(ms_dtype t);
 /* A weight matrix used as y = W·x with y of length `out` and x of length `in`.
  * Storage is row-major, either (out, in) (trans = 0, PyTorch Linear layout) or
  * (in, out) (trans = 1, the layout of LoRA matrices used as x @ M).  The data
- * is either inside the mmapped file or in memory the model owns. */
+ * is either inside the model's copy of the file or in memory the model owns. */
 typedef struct {
     const void *data;
     ms_dtype dt;

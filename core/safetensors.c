@@ -1,4 +1,4 @@
-/* safetensors.c: a checked reader (mmap, cJSON header) and an atomic writer
+/* safetensors.c: a checked reader (a private copy, cJSON header) and an atomic writer
  * for .safetensors files.  See safetensors.h for the contract.
  *
  * The reader trusts nothing in the file: every length, offset and shape is
@@ -185,6 +185,29 @@ out:
     return rc;
 }
 
+void *ms_st_read_file(int fd, size_t len, const char *path, ms_err *err)
+{
+    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) {
+        ms_seterr(err, "%s: cannot allocate %zu bytes for it: %s", path, len, strerror(errno));
+        return MAP_FAILED;
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (char *)map + got, len - got, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r < 0) ms_seterr(err, "%s: cannot read: %s", path, strerror(errno));
+            else ms_seterr(err, "%s: the file shrank to %zu bytes while it was read (it had %zu)", path, got, len);
+            munmap(map, len);
+            return MAP_FAILED;
+        }
+        got += (size_t)r;
+    }
+    mprotect(map, len, PROT_READ);   /* the weights are read-only, as a file mapping was */
+    return map;
+}
+
 int ms_st_open(const char *path, ms_st_file *f, ms_err *err)
 {
     memset(f, 0, sizeof *f);
@@ -202,9 +225,9 @@ int ms_st_open(const char *path, ms_st_file *f, ms_err *err)
         close(fd);
         return -1;
     }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = ms_st_read_file(fd, len, path, err);
     close(fd);
-    if (map == MAP_FAILED) { ms_seterr(err, "%s: cannot map: %s", path, strerror(errno)); return -1; }
+    if (map == MAP_FAILED) return -1;
     f->map = map;
     f->map_len = len;
     f->path = strdup(path);

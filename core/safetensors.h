@@ -36,6 +36,15 @@ typedef struct {
     char *meta_json;                       /* __metadata__ re-serialised, "{}" if none */
 } ms_st_file;
 
+/* A private, read-only copy of the whole file open on fd (len bytes) in
+ * anonymous memory, to be released with munmap(map, len).  A copy and not a
+ * mapping of the file: a file mapping SIGBUSes the program when the file is
+ * truncated in place while it is loaded (MAP_PRIVATE does not protect pages
+ * not yet copied), and silently changes weights when it is rewritten in place.
+ * Returns MAP_FAILED with err naming path when the read fails or the file is
+ * shorter than len (changed while read). */
+void *ms_st_read_file(int fd, size_t len, const char *path, ms_err *err);
+
 /* Map and validate.  Returns 0, or -1 with err naming the file and what is
  * wrong (and the tensor, when one is).  On failure f holds nothing to free. */
 int ms_st_open(const char *path, ms_st_file *f, ms_err *err);
