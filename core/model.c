@@ -83,7 +83,7 @@ static src_t *src_find(loader *ld, const char *name)
     return NULL;
 }
 
-static void *own(ms_model *m, size_t bytes)
+void *ms_model_own(ms_model *m, size_t bytes)
 {
     if (m->n_owned == m->cap_owned) {
         int nc = m->cap_owned ? 2 * m->cap_owned : 64;
@@ -92,10 +92,13 @@ static void *own(ms_model *m, size_t bytes)
         m->owned = o;
         m->cap_owned = nc;
     }
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (p) m->owned[m->n_owned++] = p;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
+    memset(p, 0, bytes ? bytes : 64);
+    m->owned[m->n_owned++] = p;
     return p;
 }
+
 
 static void shape_str(const int64_t *sh, int nd, char *out, size_t cap)
 {
@@ -189,7 +192,7 @@ static const float *get_vec2(loader *ld, const char *name, int len, int any_shap
     if (check_finite(ld, s)) return NULL;
     s->used = 1;
     if (s->dt == ST_F32 && ((uintptr_t)s->data & 3) == 0) return s->data;
-    float *o = own(ld->m, sizeof(float) * (size_t)len);
+    float *o = ms_model_own(ld->m, sizeof(float) * (size_t)len);
     if (!o) { ms_seterr(ld->err, "%s: out of memory", ld->path); return NULL; }
     const unsigned char *p = s->data;
     for (int i = 0; i < len; i++) {
@@ -228,7 +231,7 @@ static int get_mat(loader *ld, const char *name, int out, int in, int stored_in_
     if ((uintptr_t)s->data % align == 0) {
         W->data = s->data;
     } else {
-        void *o = own(ld->m, s->nbytes);
+        void *o = ms_model_own(ld->m, s->nbytes);
         if (!o) { ms_seterr(ld->err, "%s: out of memory", ld->path); return -1; }
         memcpy(o, s->data, s->nbytes);
         W->data = o;
@@ -496,9 +499,9 @@ int ms_layer_build_experts(ms_model *m, int li)
     const ms_config *c = &m->cfg;
     ms_layer *y = &m->layers[li];
     const int C = c->n_embd, D = C + c->sse_heads * c->head_size, n = c->n_ptok, E = c->n_experts, per = n / E;
-    float *router = own(m, sizeof(float) * (size_t)E * D);
+    float *router = ms_model_own(m, sizeof(float) * (size_t)E * D);
     size_t esz = ms_dtype_size(y->V.dt);
-    unsigned char *vt = own(m, (size_t)n * C * esz);
+    unsigned char *vt = ms_model_own(m, (size_t)n * C * esz);
     if (!router || !vt) return -1;
     for (int b = 0; b < E; b++)
         for (int d = 0; d < D; d++) {

@@ -104,6 +104,11 @@ void ms_model_free(ms_model *m);
  * in memory (benchmarks, shape tests).  NULL and *err on failure. */
 ms_model *ms_model_random(const ms_config *cfg, ms_dtype dt, uint64_t seed, ms_err *err);
 
+/* A zeroed, 64-byte aligned buffer that the model owns and frees with
+ * ms_model_free (for tensors built or converted at load, growth, random
+ * models).  NULL when out of memory. */
+void *ms_model_own(ms_model *m, size_t bytes);
+
 /* Derive layer li's expert router keys and transposed V (MODEL.md 3.4) from
  * its Kz, Ks and V; needed again after any change to those.  0 or -1 (OOM). */
 int ms_layer_build_experts(ms_model *m, int li);

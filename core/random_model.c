@@ -13,26 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *own(ms_model *m, size_t bytes)
-{
-    if (m->n_owned == m->cap_owned) {
-        int nc = m->cap_owned ? 2 * m->cap_owned : 64;
-        void **o = realloc(m->owned, sizeof *o * (size_t)nc);
-        if (!o) return NULL;
-        m->owned = o;
-        m->cap_owned = nc;
-    }
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
-    m->owned[m->n_owned++] = p;
-    return p;
-}
 
 static float urand(uint64_t rng[4], float lo, float hi) { return lo + (hi - lo) * (float)ms_rng_uniform(rng); }
 
 static const float *rvec(ms_model *m, uint64_t rng[4], int n, float lo, float hi)
 {
-    float *v = own(m, sizeof(float) * (size_t)n);
+    float *v = ms_model_own(m, sizeof(float) * (size_t)n);
     if (v)
         for (int i = 0; i < n; i++) v[i] = urand(rng, lo, hi);
     return v;
@@ -41,7 +27,7 @@ static const float *rvec(ms_model *m, uint64_t rng[4], int n, float lo, float hi
 static int rmat(ms_model *m, uint64_t rng[4], ms_mat *W, int out, int in, int trans, ms_dtype dt, float scale)
 {
     size_t cnt = (size_t)out * in;
-    void *d = own(m, cnt * ms_dtype_size(dt));
+    void *d = ms_model_own(m, cnt * ms_dtype_size(dt));
     if (!d) return -1;
     /* a cheap generator per matrix: an LCG seeded from the main RNG */
     uint32_t s = (uint32_t)(ms_rng_uniform(rng) * 4294967296.0);
