@@ -9,8 +9,12 @@ Two kinds of data:
              chapter of the 1,189 in canonical order (chapters 50, 100, ...,
              1150: 23 chapters, 86,123 bytes), which no training step sees;
              --heldout-out writes it (models/kjv-heldout.txt).  Training
-             windows of --ctx+1 bytes start at uniform random offsets of the
-             rest, concatenated.
+             reads the rest, concatenated, in windows of --ctx+1 bytes:
+             with --streams 1 (default) batch row i reads in order from
+             i/B of the way in and carries its state (detached) to the
+             next window, zeroed with chance --reset-prob per window and at
+             the end of the text; with --streams 0 windows start at uniform
+             random offsets, from the zero state.
   task NAME  parity | s3 | s5 | modcount-K (scripts/tasks.py), words
              tokenizer, fresh sequences of --ctx tokens every step from the
              seeded generator, loss on every position; accuracy is reported
@@ -25,8 +29,9 @@ AdamW (betas 0.9/0.99, weight decay on the big matrices only), linear warmup
 then cosine decay to --lr-min, gradient clipping at 1.  A checkpoint (model,
 optimizer, step, data and torch RNG states, log) is written atomically every
 --ckpt-every seconds and at the end to build/train/NAME.ckpt; --resume
-continues from it and gives the same run as without the interruption.  A
-fixed --seed gives the same run for the same thread count and machine.
+continues from it and gives the same run as without the interruption (and
+re-exports a finished run).  A fixed --seed gives the same run for the same
+thread count and machine.
 Progress: one line per --log-every seconds (tokens/s, loss, held-out).
 
 Output: the .safetensors with MODEL.md 5.1's metadata, big matrices in
