@@ -31,6 +31,14 @@ uint16_t ms_f32_to_f16(float f);
  * buffer cannot be allocated. */
 double ms_read_bandwidth(int threads, size_t bytes, int reps);
 
+/* Implementation switches for tests and benchmarks (process-wide; each
+ * returns the previous setting): the portable fallback even where AVX2
+ * exists; F32 through OpenBLAS instead of our kernel; OpenMP loops instead
+ * of the thread pool. */
+int ms_kernels_force_scalar(int on);
+int ms_kernels_f32_blas(int on);
+int ms_kernels_use_omp(int on);
+
 /* Threads used by the kernels. */
 void ms_kernels_set_threads(int n);
 int ms_kernels_get_threads(void);

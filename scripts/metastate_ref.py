@@ -223,11 +223,11 @@ class TimeMix(nn.Module):
         self.output = _lin(A, C, dtype)
         self.ln_x = HeadNorm(H, N, dtype)
 
-    def forward(self, xa, att_x, S, v_first, tr):
-        """xa (B,C) normed input; att_x (B,C); S (B,H,N,N); v_first (B,A) or
-        None in layer 0.  Returns (out (B,C), att_x', S', v_first)."""
-        B, H, N = xa.shape[0], self.H, self.N
-        d = att_x - xa
+    def _inputs(self, xa, d, v_first):
+        """The recurrence inputs of MODEL.md 2 from the normed input xa and the
+        shift difference d = previous - xa, over any leading dims (...,C):
+        r, w, k (after the k_a change), v (mixed), a, g, kk (per head unit,
+        (..., H, N), from k before the k_a change) and v_first."""
         xr, xw, xk, xv, xa_, xg = (xa + d * getattr(self, "x_" + c).view(-1) for c in "rwkvag")
         r, k, v = self.receptance(xr), self.key(xk), self.value(xv)
         w = torch.exp(-DECAY_SCALE * torch.sigmoid(self.w0.view(-1) + torch.tanh(xw @ self.w1) @ self.w2))
@@ -237,9 +237,16 @@ class TimeMix(nn.Module):
             v_first = v
         else:
             v = v + (v_first - v) * torch.sigmoid(self.v0.view(-1) + (xv @ self.v1) @ self.v2)
-        kk = (k * self.k_k.view(-1)).view(B, H, N)
+        kk = (k * self.k_k.view(-1)).view(*k.shape[:-1], self.H, self.N)
         kk = kk / kk.norm(dim=-1, keepdim=True).clamp_min(1e-12)   # from k before k_a
         k = k * (1 + (a - 1) * self.k_a.view(-1))
+        return r, w, k, v, a, g, kk, v_first
+
+    def forward(self, xa, att_x, S, v_first, tr):
+        """xa (B,C) normed input; att_x (B,C); S (B,H,N,N); v_first (B,A) or
+        None in layer 0.  Returns (out (B,C), att_x', S', v_first)."""
+        B, H, N = xa.shape[0], self.H, self.N
+        r, w, k, v, a, g, kk, v_first = self._inputs(xa, att_x - xa, v_first)
         rh, kh, vh, wh, ah = (t.view(B, H, N) for t in (r, k, v, w, a))
         sa = S @ (-kk).unsqueeze(-1)                                 # (B,H,N,1) from old rows
         S = S * wh.unsqueeze(-2) + vh.unsqueeze(-1) * kh.unsqueeze(-2) + sa * (kk * ah).unsqueeze(-2)
@@ -260,18 +267,7 @@ class TimeMix(nn.Module):
         B, T, _ = xa.shape
         H, N = self.H, self.N
         d = torch.cat([att_x.unsqueeze(1), xa[:, :-1]], 1) - xa
-        xr, xw, xk, xv, xa_, xg = (xa + d * getattr(self, "x_" + c).view(-1) for c in "rwkvag")
-        r, k, v = self.receptance(xr), self.key(xk), self.value(xv)
-        w = torch.exp(-DECAY_SCALE * torch.sigmoid(self.w0.view(-1) + torch.tanh(xw @ self.w1) @ self.w2))
-        a = torch.sigmoid(self.a0.view(-1) + (xa_ @ self.a1) @ self.a2)
-        g = torch.sigmoid(xg @ self.g1) @ self.g2
-        if self.layer_id == 0:
-            v_first = v
-        else:
-            v = v + (v_first - v) * torch.sigmoid(self.v0.view(-1) + (xv @ self.v1) @ self.v2)
-        kk = (k * self.k_k.view(-1)).view(B, T, H, N)
-        kk = kk / kk.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        k = k * (1 + (a - 1) * self.k_a.view(-1))
+        r, w, k, v, a, g, kk, v_first = self._inputs(xa, d, v_first)
         rh, kh, vh, wh, ah = (t.view(B, T, H, N) for t in (r, k, v, w, a))
         y, S_T = wkv(rh, wh, kh, vh, kk, ah, S)
         yn = self.ln_x(y.reshape(B, T, H * N))

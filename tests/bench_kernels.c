@@ -25,11 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* hooks defined in kernels.c: F32 through OpenBLAS (1) or our kernel (0);
- * split products with OpenMP (1) instead of kernels.c's thread pool (0) */
-int ms_kernels_f32_blas(int on);
-int ms_kernels_use_omp(int on);
-
 #define ARENA_BYTES ((size_t)640 << 20)
 #define CALLS 40
 

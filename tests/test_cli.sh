@@ -15,15 +15,11 @@ EXP=tests/fixtures/expected-logits-7v0-834K.bin
 PY=${PYTHON:-/usr/bin/python3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ms-cli.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok   $*"; }
-bad() { echo "  FAIL $*"; fails=$((fails + 1)); }
-check() { if [ "$1" = 0 ]; then shift; ok "$@"; else shift; bad "$@"; fi; }
+. tests/lib.sh
 
 [ -x "$MS" ] || { echo "test_cli: $MS is not built"; exit 1; }
 
 # ms ARGS...: run metastate in batch mode; stdout in $T/out, stderr in $T/err, status in $rc
-ms() { "$MS" "$@" --batch >"$T/out" 2>"$T/err"; rc=$?; }
 
 # --- (a) tokens 34 105 110 from the zero state against rwkv.cpp's logits
 ms "$M" -c 'feed-tokens 34 105 110' -c "save-logits $T/a.bin"

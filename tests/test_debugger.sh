@@ -26,14 +26,10 @@ PY=${PYTHON:-/usr/bin/python3}
 B=${B:-build}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ms-dbg.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok   $*"; }
-bad() { echo "  FAIL $*"; fails=$((fails + 1)); }
-check() { if [ "$1" = 0 ]; then shift; ok "$@"; else shift; bad "$@"; fi; }
+. tests/lib.sh
 [ -x "$MS" ] || { echo "test_debugger: $MS is not built"; exit 1; }
 
 # ms ARGS...: batch run; stdout $T/out, stderr $T/err, status $rc
-ms() { "$MS" "$@" --batch >"$T/out" 2>"$T/err"; rc=$?; }
 need() { [ $rc = 0 ] || bad "$1 exited $rc: $(head -c 300 "$T/err")"; }
 
 # an independent reader of state files (safetensors): tensors and metadata

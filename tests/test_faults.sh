@@ -33,10 +33,7 @@ cleanup() {
     chmod -R u+w "$T" 2>/dev/null; rm -rf "$T"
 }
 trap cleanup EXIT
-fails=0
-ok() { echo "  ok   $*"; }
-bad() { echo "  FAIL $*"; fails=$((fails + 1)); }
-check() { if [ "$1" = 0 ]; then shift; ok "$@"; else shift; bad "$@"; fi; }
+. tests/lib.sh
 skip() { echo "  skip $*"; }
 [ -x "$MS" ] || { echo "test_faults: $MS is not built"; exit 1; }
 chmod 755 "$T"   # the read-only check runs as nobody

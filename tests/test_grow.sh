@@ -23,12 +23,8 @@ MS=${METASTATE:-./metastate}
 PY=${PYTHON:-/usr/bin/python3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ms-grow.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok   $*"; }
-bad() { echo "  FAIL $*"; fails=$((fails + 1)); }
-check() { if [ "$1" = 0 ]; then shift; ok "$@"; else shift; bad "$@"; fi; }
+. tests/lib.sh
 [ -x "$MS" ] || { echo "test_grow: $MS is not built"; exit 1; }
-ms() { "$MS" "$@" --batch >"$T/out" 2>"$T/err"; rc=$?; }
 
 mk() { $PY scripts/make_random.py "$@" >/dev/null || bad "make_random $*"; }
 mk --layers 2 --embd 64 --heads 2 --head-size 32 --ptok 128 --sse-heads 1 --lora 8,6,4,10 --seed 11 "$T/f32.safetensors"

@@ -27,9 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* test hooks defined in kernels.c (not part of kernels.h) */
-int ms_kernels_force_scalar(int on);
-int ms_kernels_f32_blas(int on);
 
 static int n_fail, n_pass;
 

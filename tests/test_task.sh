@@ -17,12 +17,8 @@ MS=${METASTATE:-./metastate}
 PY=${PYTHON:-/usr/bin/python3}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ms-task.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "  ok   $*"; }
-bad() { echo "  FAIL $*"; fails=$((fails + 1)); }
-check() { if [ "$1" = 0 ]; then shift; ok "$@"; else shift; bad "$@"; fi; }
+. tests/lib.sh
 [ -x "$MS" ] || { echo "test_task: $MS is not built"; exit 1; }
-ms() { "$MS" "$@" --batch >"$T/out" 2>"$T/err"; rc=$?; }
 
 # W: parity, modcount-5 and s3 tokens (and one more word), in an order unlike the tasks'
 W=$T/w.safetensors
