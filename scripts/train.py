@@ -173,12 +173,12 @@ def hardware(device, threads):
     return f"{cpu}, {threads} thread{'s' if threads > 1 else ''} (of {os.cpu_count()} cores), torch {torch.__version__}"
 
 
-def export(model, path, store, tokenizer, vocab, trained_on, notes):
+def export(model, path, store, tokenizer, vocab, trained_on, notes, growth="[]"):
     """Write the .safetensors: big matrices in `store`, vectors F32."""
     low = STORE[store]
     tensors = {n: p.detach().cpu().to(low if ref.is_matrix(n) else torch.float32)
                for n, p in model.named_parameters()}
-    meta = ref.metadata_for(model.cfg, tokenizer, json.dumps(trained_on), notes, vocab=vocab)
+    meta = ref.metadata_for(model.cfg, tokenizer, json.dumps(trained_on), notes, vocab=vocab, growth=growth)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     safetensors_io.save(path, tensors, meta)
 
@@ -203,8 +203,9 @@ def lr_at(step, a):
     return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * p))
 
 
-SHAPE_ARGS = ("data", "task", "layers", "embd", "head_size", "sse_heads", "ptok", "lora", "batch", "ctx",
-              "steps", "lr", "lr_min", "warmup", "wd", "seed", "streams", "reset_prob")
+SHAPE_ARGS = ("data", "task", "layers", "embd", "heads", "head_size", "sse_heads", "ptok", "lora", "batch", "ctx",
+              "steps", "lr", "lr_min", "warmup", "wd", "seed", "streams", "reset_prob", "experts", "top_k",
+              "init_from")
 
 
 def main():
@@ -215,9 +216,15 @@ def main():
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--embd", type=int, default=128)
     ap.add_argument("--head-size", type=int, default=32)
+    ap.add_argument("--heads", type=int, help="heads H (default embd / head-size; more gives dim_att > embd)")
     ap.add_argument("--sse-heads", type=int, default=1)
     ap.add_argument("--ptok", type=int, help="parameter tokens n (default 4*embd)")
     ap.add_argument("--lora", default="16,16,16,16", help="Dw,Da,Dv,Dg")
+    ap.add_argument("--experts", type=int, default=1, help="parameter-token experts E (MODEL.md 3.4; 1 = dense)")
+    ap.add_argument("--top-k", type=int, default=1, help="experts evaluated per token")
+    ap.add_argument("--init-from", metavar="FILE",
+                    help="start from the weights of FILE (a .safetensors, e.g. a grown model); its shape "
+                         "replaces --layers/--embd/--head-size/--sse-heads/--ptok/--lora/--experts/--top-k")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--tokens", type=float, help="training tokens (sets --steps)")
@@ -291,13 +298,33 @@ def main():
         vocab, tokenizer, V = task.vocab, "words", len(task.vocab)
         data_desc = f"task {task.name} (scripts/tasks.py, seed {a.seed}), sequences of {a.ctx}"
 
-    cfg = ref.Config(a.layers, a.embd, a.embd // a.head_size, a.head_size, V, a.ptok or 4 * a.embd,
-                     a.sse_heads, *lora)
-    try:
-        cfg.check()
-    except ValueError as e:
-        fail(str(e))
-    model = ref.MetaState(cfg, torch.float32, init="rwkv7", seed=a.seed).to(dev)
+    growth = "[]"
+    if a.init_from:
+        # The starting point's shape is the run's shape; its growth history
+        # goes on into the new file.
+        try:
+            sd0, meta0 = safetensors_io.load(a.init_from)
+            model = ref.MetaState.from_state_dict(sd0, meta0, dtype=torch.float32).to(dev)
+        except (OSError, ValueError) as e:
+            fail(f"--init-from {a.init_from}: {e}")
+        cfg = model.cfg
+        if cfg.vocab_size != V or meta0.get("tokenizer", "bytes") != tokenizer:
+            fail(f"--init-from {a.init_from}: tokenizer {meta0.get('tokenizer')} with vocab {cfg.vocab_size}, "
+                 f"but this data needs {tokenizer} with vocab {V}")
+        growth = meta0.get("growth") or "[]"
+        a.layers, a.embd, a.heads, a.head_size, a.sse_heads, a.ptok = (
+            cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.head_size, cfg.sse_heads, cfg.n_ptok)
+        a.lora = f"{cfg.d_w},{cfg.d_a},{cfg.d_v},{cfg.d_g}"
+        a.experts, a.top_k = cfg.n_experts, cfg.top_k
+        a.init_from = os.path.abspath(a.init_from)
+    else:
+        cfg = ref.Config(a.layers, a.embd, a.heads or a.embd // a.head_size, a.head_size, V, a.ptok or 4 * a.embd,
+                         a.sse_heads, *lora, n_experts=a.experts, top_k=a.top_k)
+        try:
+            cfg.check()
+        except ValueError as e:
+            fail(str(e))
+        model = ref.MetaState(cfg, torch.float32, init="rwkv7", seed=a.seed).to(dev)
     decay = [p for n, p in model.named_parameters() if ref.is_matrix(n) and n.endswith(".weight")]
     other = [p for n, p in model.named_parameters() if not (ref.is_matrix(n) and n.endswith(".weight"))]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": other, "weight_decay": 0.0}],
@@ -330,7 +357,7 @@ def main():
     P = n_params(model)
     tok_per_step = a.batch * a.ctx
     print(f"train: {name}: L={cfg.n_layer} C={cfg.n_embd} H={cfg.n_head} N={cfg.head_size} n={cfg.n_ptok} "
-          f"Hs={cfg.sse_heads} lora={a.lora} vocab={V}: {P} parameters; batch {a.batch} x ctx {a.ctx}, "
+          f"Hs={cfg.sse_heads} E={cfg.n_experts}/top{cfg.top_k} lora={a.lora} vocab={V}: {P} parameters; batch {a.batch} x ctx {a.ctx}, "
           f"{a.steps} steps = {a.steps * tok_per_step / 1e6:.2f}M tokens, lr {a.lr:g} -> {a.lr_min:g} "
           f"(warmup {a.warmup}), wd {a.wd:g}, seed {a.seed}, {a.threads} threads, {dev}", flush=True)
 
@@ -442,6 +469,8 @@ def main():
     trained_on = {"data": data_desc, "tokens": tokens, "steps": a.steps, "batch": a.batch, "ctx": a.ctx,
                   "hardware": hardware(a.device, a.threads), "wall_time_s": round(wall, 1),
                   "lr": f"{a.lr:g} -> {a.lr_min:g} cosine, warmup {a.warmup}", "seed": a.seed}
+    if a.init_from:
+        trained_on["init_from"] = os.path.basename(a.init_from)
     if task is None:
         trained_on["heldout"] = (f"every {HELDOUT_EVERY}th chapter, {len(ho_ids)} bytes, read as one sequence "
                                  f"from the zero state (= `score @models/kjv-heldout.txt`)")
@@ -457,7 +486,7 @@ def main():
     notes = (f"{a.notes} " if a.notes else "") + f"L={cfg.n_layer} C={cfg.n_embd} H={cfg.n_head} " \
         f"N={cfg.head_size} n={cfg.n_ptok} Hs={cfg.sse_heads} lora={a.lora}, {P} parameters, matrices " \
         f"{a.store}. Trained with: {cmd}"
-    export(stored, out, a.store, tokenizer, vocab, trained_on, notes)
+    export(stored, out, a.store, tokenizer, vocab, trained_on, notes, growth)
     sd, meta = safetensors_io.load(out)
     model = ref.MetaState.from_state_dict(sd, meta, dtype=torch.float32).to(dev)
     res_f = evaluate(full=True)
