@@ -76,7 +76,7 @@ debug:
 
 # test-debug: the whole test suite on the ASan+UBSan build
 test-debug: debug
-	@B=build-debug METASTATE=build-debug/metastate sh tests/run.sh
+	@B=build-debug METASTATE=build-debug/metastate TUI_SLOW=4 sh tests/run.sh
 
 # clean: remove build outputs
 clean:

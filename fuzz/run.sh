@@ -54,6 +54,9 @@ if [ "$after" -gt "$before" ] || [ "$rc" -ne 0 ]; then
     echo "   FINDINGS in $crashes/ (reproduce: $bin FILE; keep the fixed input in fuzz/regress/$t/):"
     ls -t "$crashes" | head -n $((after - before > 0 ? after - before : 5)) | sed "s|^|     $crashes/|"
     grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error|FUZZ_CHECK failed' "$log" | sed 's/^/     /'
+    # where the files do not survive (CI), the newest input itself, in hex (its first 4 KiB)
+    new=$(ls -t "$crashes" | head -1)
+    [ -n "$new" ] && { echo "     $new, $(wc -c < "$crashes/$new") bytes:"; head -c 4096 "$crashes/$new" | od -An -tx1 | sed 's/^/     /'; }
     exit 1
 fi
 exit 0

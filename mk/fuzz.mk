@@ -2,6 +2,7 @@
 # their replay as part of `make test`.  Included by the Makefile.
 #
 #   make fuzz                 build, then run every target FUZZ_SECONDS (60) each
+#                             (FUZZ_FLAGS=-seed=1 in the environment: a repeatable run, as CI does)
 #   make fuzz FUZZ=vocab      only the named targets
 #   make fuzz-build           only build them, into build/fuzz/
 #   make fuzz-replay          replay fuzz/corpus and fuzz/regress (what `make test` runs)
@@ -26,7 +27,11 @@ FUZZ_CORE    := $(CORE_SRC:%.c=$(FUZZ_B)/obj/%.o)
 # the command layer without the UI modules (the Makefile's REPL_OBJ), so no viz/ or UI libraries
 FUZZ_REPL    := $(patsubst $(B)/%,$(FUZZ_B)/obj/%,$(REPL_OBJ))
 
-.PHONY: fuzz fuzz-build fuzz-replay
+.PHONY: fuzz fuzz-build fuzz-replay fuzz-deps
+
+# clang and libFuzzer's runtime (installed as root, or the apt-get line printed)
+fuzz-deps:
+	@sh scripts/deps.sh fuzz
 
 $(FUZZ_B)/obj/%.o: %.c $(FUZZ_HDR)
 	@mkdir -p $(dir $@)
@@ -44,7 +49,8 @@ $(FUZZ_B)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_HDR) $(FUZZ_B)/librepl.a $(FUZZ_B)/libcor
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_B)/librepl.a $(FUZZ_B)/libcore.a -o $@ $(LDLIBS)
 
 # fuzz-build: build the libFuzzer targets into build/fuzz/ (needs clang)
-fuzz-build: $(FUZZ:%=$(FUZZ_B)/fuzz_%)
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ:%=$(FUZZ_B)/fuzz_%)
 
 # fuzz: run each target FUZZ_SECONDS (default 60); prints runs, exec/s, coverage, findings
 fuzz: fuzz-build

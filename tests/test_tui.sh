@@ -68,18 +68,25 @@ EOF
 screen() { $TM capture-pane -t t -p; }
 screen_e() { $TM capture-pane -t t -p -e; }
 keys() { $TM send-keys -t t "$@"; }
-# wait_for PATTERN [SECONDS]: until the screen shows PATTERN (grep -E)
-wait_for() {
-    n=0; lim=$(( ${2:-10} * 10 ))
+# Every wait is a poll with a limit; TUI_SLOW multiplies the limits (make
+# test-debug sets it: the ASan build is several times slower).
+SLOW=${TUI_SLOW:-1}
+# retry SECONDS CMD...: until CMD succeeds
+retry() {
+    n=0; lim=$(( $1 * 10 * SLOW )); shift
     while [ $n -lt $lim ]; do
-        screen | grep -qE -- "$1" && return 0
+        "$@" && return 0
         sleep 0.1; n=$((n + 1))
     done
     return 1
 }
+shows() { screen | grep -qE -- "$1"; }
+gone() { ! screen | grep -qE -- "$1"; }
+# wait_for PATTERN [SECONDS]: until the screen shows PATTERN (grep -E)
+wait_for() { retry "${2:-10}" shows "$1"; }
 wait_rc() {   # wait_rc NAME: until the program exited; prints its status
     n=0
-    while [ $n -lt 100 ] && [ ! -s "$T/$1.rc" ]; do sleep 0.1; n=$((n + 1)); done
+    while [ $n -lt $((100 * SLOW)) ] && [ ! -s "$T/$1.rc" ]; do sleep 0.1; n=$((n + 1)); done
     cat "$T/$1.rc" 2>/dev/null || echo none
 }
 alt() { $TM display -p -t t '#{alternate_on}'; }
@@ -122,9 +129,8 @@ keys '?'
 wait_for 'Tab, Shift-Tab'
 check $? "? on an empty line shows the keys"
 keys x
-sleep 0.3
-screen | grep -q 'Tab, Shift-Tab'
-[ $? != 0 ]; check $? "any key closes the help"
+retry 5 gone 'Tab, Shift-Tab'
+check $? "any key closes the help"
 keys 'vie' Tab
 wait_for 'main:16> view$'
 check $? "tab completion: 'vie' + Tab gives 'view '"
@@ -146,14 +152,16 @@ check $? "Ctrl-C stops it between tokens"
 wait_for 'main:[0-9]+> *$' 5
 check $? "and the prompt is back"
 $TM resize-window -t t -x 40 -y 12
-sleep 0.6
-s=$(screen)
-[ "$(echo "$s" | wc -l)" -le 12 ] && echo "$s" | tail -1 | grep -qE '^main:[0-9]+>' && echo "$s" | grep -q 'tokens main'
-check $? "resized to 40x12: relaid out at once (tokens on top, the prompt on the last line)"
+small() {
+    s=$(screen)
+    [ "$(echo "$s" | wc -l)" -le 12 ] && echo "$s" | tail -1 | grep -qE '^main:[0-9]+>' && echo "$s" | grep -q 'tokens main'
+}
+retry 3 small
+check $? "resized to 40x12: relaid out (tokens on top, the prompt on the last line)"
 echo "$s" | sed 's/^/        | /'
 $TM resize-window -t t -x 100 -y 40
-sleep 0.6
-screen | grep -q ' overview ' && screen | tail -1 | grep -qE '^main:[0-9]+>'
+big() { screen | grep -q ' overview ' && screen | tail -1 | grep -qE '^main:[0-9]+>'; }
+retry 3 big
 check $? "resized back to 100x40: the overview is back"
 keys 'quit' Enter
 rc=$(wait_rc main)
