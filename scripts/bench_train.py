@@ -47,6 +47,9 @@ def main():
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--embd", type=int, default=128)
     ap.add_argument("--head-size", type=int, default=64)
+    ap.add_argument("--heads", type=int, help="default embd / head-size")
+    ap.add_argument("--experts", type=int, default=1)
+    ap.add_argument("--top-k", type=int, default=1)
     ap.add_argument("--sse-heads", type=int, default=1)
     ap.add_argument("--ptok", type=int)
     ap.add_argument("--lora", default="16,16,16,16")
@@ -56,11 +59,11 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--modes", default="slow,ext")
     a = ap.parse_args()
-    cfg = ref.Config(a.layers, a.embd, a.embd // a.head_size, a.head_size, 256, a.ptok or 4 * a.embd,
-                     a.sse_heads, *[int(v) for v in a.lora.split(",")])
+    cfg = ref.Config(a.layers, a.embd, a.heads or a.embd // a.head_size, a.head_size, 256, a.ptok or 4 * a.embd,
+                     a.sse_heads, *[int(v) for v in a.lora.split(",")], n_experts=a.experts, top_k=a.top_k)
     P = sum(p.numel() for p in ref.MetaState(cfg, torch.float32, init=None).parameters())
     print(f"bench_train: L={cfg.n_layer} C={cfg.n_embd} H={cfg.n_head} N={cfg.head_size} n={cfg.n_ptok} "
-          f"Hs={cfg.sse_heads}, {P} parameters, batch {a.batch} x {a.ctx}, median of {a.steps} steps; "
+          f"Hs={cfg.sse_heads} E={cfg.n_experts}/top{cfg.top_k}, {P} parameters, batch {a.batch} x {a.ctx}, median of {a.steps} steps; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     for th in (int(t) for t in a.threads.split(",")):
         torch.set_num_threads(th)
