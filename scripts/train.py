@@ -44,6 +44,8 @@ usage: train.py kjv OUT.safetensors [--layers 4 --embd 128 --head-size 32
          [--threads 2] [--device cpu|cuda] [--resume] [--max-minutes M]
          [--heldout-out models/kjv-heldout.txt]
        train.py task s5 OUT.safetensors [same options]
+       train.py kjv OUT.safetensors --init-from GROWN.safetensors [...]
+                                              (continue from a model, e.g. one grown by `grow`)
        train.py kjv-heldout OUT.txt           (write the held-out text only)
 """
 import argparse
@@ -311,6 +313,8 @@ def main():
         if cfg.vocab_size != V or meta0.get("tokenizer", "bytes") != tokenizer:
             fail(f"--init-from {a.init_from}: tokenizer {meta0.get('tokenizer')} with vocab {cfg.vocab_size}, "
                  f"but this data needs {tokenizer} with vocab {V}")
+        if tokenizer == "words" and json.loads(meta0.get("vocab") or "[]") != list(vocab):
+            fail(f"--init-from {a.init_from}: its vocabulary differs from task {task.name}'s")
         growth = meta0.get("growth") or "[]"
         a.layers, a.embd, a.heads, a.head_size, a.sse_heads, a.ptok = (
             cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.head_size, cfg.sse_heads, cfg.n_ptok)

@@ -198,5 +198,24 @@ expect_fail "at most 3 arguments" "$F" -c 'grow heads 1 2 3'
 cmp -s "$T/s1.st" "$T/s2.st"
 check $? "refused grow tokens 0 and grow sse 2 leave the session as it was (state file cmp; $(wc -l <"$T/err") error lines)"
 
+# train.py --init-from: the shipped parity model grown in C by all three kinds
+# trains on (3 steps), keeps the grown shape and the growth history, and the
+# result loads in ./metastate with the same task accuracy that train.py stored
+if [ -f models/parity.safetensors ]; then
+    ms models/parity.safetensors -c 'grow tokens 16' -c 'grow sse 1' -c 'grow heads 1' \
+        -c "save-model $T/pg.safetensors"
+    $PY scripts/train.py task parity "$T/pt.safetensors" --init-from "$T/pg.safetensors" --batch 8 --ctx 16 \
+        --steps 3 --warmup 1 --lr 1e-4 --threads 1 --eval-every 100 --ckpt "$T/pt.ckpt" >"$T/tr.out" 2>&1
+    check $? "train.py --init-from a C-grown parity model: 3 steps ($(tail -1 "$T/tr.out" | cut -c1-90))"
+    ms "$T/pt.safetensors" -c info
+    grep -q 'shape .*H5 .*n272 Hs3' "$T/out" && grep -q '"op":"heads"' "$T/out"
+    check $? "the trained file keeps the grown shape and its growth history: $(grep -E '^(shape|growth)' "$T/out" | tr -s ' ' | tr '\n' ' ')"
+    $PY scripts/check_models.py --metastate "$MS" "$T/pt.safetensors" >"$T/cm.out" 2>&1
+    check $? "./metastate gives the accuracy train.py stored: $(grep -o 'max |d| [0-9.e-]*' "$T/cm.out")"
+    $PY scripts/train.py task s3 "$T/bad.safetensors" --init-from "$T/pg.safetensors" --steps 1 >"$T/tr.out" 2>&1
+    [ $? != 0 ] && grep -q -- "--init-from .*vocab" "$T/tr.out"
+    check $? "--init-from a parity model for s3 is refused: $(tail -1 "$T/tr.out")"
+fi
+
 echo "test_grow.sh: $fails failed"
 [ $fails = 0 ]
