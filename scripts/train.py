@@ -210,6 +210,9 @@ SHAPE_ARGS = ("data", "task", "layers", "embd", "heads", "head_size", "sse_heads
               "init_from")
 
 
+ARGS_ADDED_LATER = {"heads": None, "experts": 1, "top_k": 1, "init_from": None}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -343,6 +346,9 @@ def main():
     if a.resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         want, have = {k: getattr(a, k) for k in SHAPE_ARGS}, json.loads(ck["args"])
+        # checkpoints written before --heads/--experts/--top-k/--init-from existed
+        # were made with their defaults
+        have = {**ARGS_ADDED_LATER, **have}
         if have != want:
             diff = {k: (have.get(k), want[k]) for k in want if have.get(k) != want[k]}
             fail(f"{ckpt_path} was made with other settings (checkpoint, now): {diff}")
