@@ -25,7 +25,10 @@
 #   device: run(command="sh scripts/gpu_check.sh", carry=["build/gpu-carry"], timeout_s=540)
 #   then:   record the card and the bench table in core/cuda/NOTES.md.
 # Environment: QUICK=1 (24 tokens per model, 0.1B bench only), SKIP_TEST=1,
-# SKIP_BENCH=1, SKIP_SANITIZER=1, JOBS (make -j, default 16).
+# SKIP_BENCH=1, SKIP_SANITIZER=1, SKIP_BUILD=1 (use build/gpu-carry), JOBS
+# (make -j, default 16), TEST_TIMEOUT (s, default 300), BENCH_TIMEOUT (300),
+# BENCH_ARGS (extra bench_cuda options), SAN_TOOLS (default "memcheck
+# racecheck synccheck"), SAN_TIMEOUT (s per tool, default 120).
 # It changes nothing on the card (no clocks, no resets): it only reads nvidia-smi.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -72,7 +75,7 @@ export PATH="/usr/local/cuda/bin:$PATH"
 
 # ---- 2. build ----------------------------------------------------------------
 T=""
-if command -v nvcc >/dev/null 2>&1 && grep -q "cblas.h: yes" "$OUT/env.txt" && grep -q "cJSON.h: yes" "$OUT/env.txt"; then
+if [ "${SKIP_BUILD:-0}" != 1 ] && command -v nvcc >/dev/null 2>&1 && grep -q "cblas.h: yes" "$OUT/env.txt" && grep -q "cJSON.h: yes" "$OUT/env.txt"; then
     t0=$(date +%s)
     if make -j"$JOBS" B=build/gpu build/gpu/tests/test_cuda build/gpu/tests/bench_cuda >"$OUT/build.log" 2>&1; then
         T=build/gpu/tests
@@ -82,7 +85,7 @@ if command -v nvcc >/dev/null 2>&1 && grep -q "cblas.h: yes" "$OUT/env.txt" && g
         tail -15 "$OUT/build.log"
     fi
 else
-    echo "build: nvcc or the OpenBLAS/cJSON headers missing here" >"$OUT/build.log"
+    echo "build: SKIP_BUILD=1, or nvcc or the OpenBLAS/cJSON headers missing here" >"$OUT/build.log"
 fi
 if [ -z "$T" ]; then
     if [ -x build/gpu-carry/test_cuda ] && [ -x build/gpu-carry/bench_cuda ]; then
@@ -99,7 +102,7 @@ if [ "${SKIP_TEST:-0}" != 1 ]; then
     t0=$(date +%s)
     targs=""
     [ "$QUICK" = 1 ] && targs="--quick"
-    MS_FIXTURES=tests/fixtures timeout 300 "$T/test_cuda" $targs >"$OUT/test_cuda.log" 2>&1
+    MS_FIXTURES=tests/fixtures timeout "${TEST_TIMEOUT:-300}" "$T/test_cuda" $targs >"$OUT/test_cuda.log" 2>&1
     rc=$?
     cat "$OUT/test_cuda.log"
     note "test_cuda: exit $rc, $(tail -1 "$OUT/test_cuda.log"), $(($(date +%s) - t0)) s"
@@ -111,7 +114,8 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
     t0=$(date +%s)
     bargs=""
     [ "$QUICK" = 1 ] && bargs="--quick --no-1.5b"
-    timeout 300 "$T/bench_cuda" $bargs >"$OUT/bench_cuda.log" 2>&1
+    # shellcheck disable=SC2086
+    timeout "${BENCH_TIMEOUT:-300}" "$T/bench_cuda" $bargs ${BENCH_ARGS:-} >"$OUT/bench_cuda.log" 2>&1
     rc=$?
     cat "$OUT/bench_cuda.log"
     note "bench_cuda: exit $rc, $(($(date +%s) - t0)) s"
@@ -121,9 +125,9 @@ fi
 # ---- 5. compute-sanitizer over the kernel tests ------------------------------------------
 if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
     : >"$OUT/sanitizer.log"
-    for tool in memcheck racecheck synccheck; do
+    for tool in ${SAN_TOOLS:-memcheck racecheck synccheck}; do
         t0=$(date +%s)
-        MS_FIXTURES=tests/fixtures timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+        MS_FIXTURES=tests/fixtures timeout "${SAN_TIMEOUT:-120}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
             "$T/test_cuda" --kernels >>"$OUT/sanitizer.log" 2>&1
         rc=$?
         case $rc in 0) what=clean ;; 124) what="timed out" ;; *) what="ERRORS: see sanitizer.log" ;; esac

@@ -205,6 +205,8 @@ def lr_at(step, a):
     return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * p))
 
 
+BUDGET_FROM, BUDGET_AT = 5, 25   # --time-budget: steps timed, and the step at which --steps is set
+
 SHAPE_ARGS = ("data", "task", "layers", "embd", "heads", "head_size", "sse_heads", "ptok", "lora", "batch", "ctx",
               "steps", "lr", "lr_min", "warmup", "wd", "seed", "streams", "reset_prob", "experts", "top_k",
               "init_from")
@@ -250,6 +252,10 @@ def main():
     ap.add_argument("--ckpt-every", type=float, default=120, help="seconds")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much wall time")
+    ap.add_argument("--time-budget", type=float, metavar="MIN",
+                    help="choose --steps to fill MIN minutes of training, from the speed of steps "
+                         f"{BUDGET_FROM}-{BUDGET_AT} (needs --warmup >= {BUDGET_AT}; the file records the "
+                         "steps chosen, so the run is reproduced with --steps N)")
     ap.add_argument("--stop-at-step", type=int, help="stop (with a checkpoint) after this step (tests resume)")
     ap.add_argument("--log-every", type=float, default=20, help="seconds between progress lines")
     ap.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
@@ -279,6 +285,14 @@ def main():
         a.task, out, task = None, a.rest[0], None
     if a.tokens:
         a.steps = max(1, round(a.tokens / (a.batch * a.ctx)))
+    if a.time_budget is not None:
+        # Until step BUDGET_AT the schedule is warmup alone, which does not
+        # depend on --steps: the run equals the one with the steps chosen.
+        if a.resume or a.stop_at_step:
+            fail("--time-budget starts a fresh run; resume it with the --steps it chose")
+        if a.warmup < BUDGET_AT or a.time_budget <= 0:
+            fail(f"--time-budget needs a positive number of minutes and --warmup >= {BUDGET_AT}")
+        a.steps = max(a.steps, 10 ** 9)
     lora = [int(x) for x in a.lora.split(",")]
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -368,7 +382,8 @@ def main():
     tok_per_step = a.batch * a.ctx
     print(f"train: {name}: L={cfg.n_layer} C={cfg.n_embd} H={cfg.n_head} N={cfg.head_size} n={cfg.n_ptok} "
           f"Hs={cfg.sse_heads} E={cfg.n_experts}/top{cfg.top_k} lora={a.lora} vocab={V}: {P} parameters; batch {a.batch} x ctx {a.ctx}, "
-          f"{a.steps} steps = {a.steps * tok_per_step / 1e6:.2f}M tokens, lr {a.lr:g} -> {a.lr_min:g} "
+          + (f"steps to fill {a.time_budget:g} min, " if a.time_budget is not None else
+             f"{a.steps} steps = {a.steps * tok_per_step / 1e6:.2f}M tokens, ") + f"lr {a.lr:g} -> {a.lr_min:g} "
           f"(warmup {a.warmup}), wd {a.wd:g}, seed {a.seed}, {a.threads} threads, {dev}", flush=True)
 
     def evaluate(full=False):
@@ -397,7 +412,16 @@ def main():
     tok_log, loss_sum, loss_n, t_eval = step * tok_per_step, 0.0, 0, 0.0
     stop_at = time.time() + 60 * a.max_minutes if a.max_minutes else None
     model.train()
+    t_budget = None
     while step < a.steps:
+        if a.time_budget is not None and step == BUDGET_FROM:
+            t_budget = time.time()
+        if a.time_budget is not None and step == BUDGET_AT:
+            per_step = (time.time() - t_budget) / (BUDGET_AT - BUDGET_FROM)
+            left = 60 * a.time_budget - (time.time() - t_start)
+            a.steps = max(BUDGET_AT + 1, BUDGET_AT + int(left / per_step))
+            a.time_budget = None
+            print(f"train: --time-budget: {per_step * 1e3:.1f} ms a step, so --steps {a.steps}", flush=True)
         init = None
         if streams:
             # a stream restarts at the text's start (state zeroed) when it reaches
@@ -492,7 +516,18 @@ def main():
                                        f"`task {task.name} {4 * a.ctx} 512 {TASK_EVAL_SEED}`")
         trained_on["accuracy_f32"] = res["acc"]
         trained_on["accuracy_stored"] = res_s["acc"]
-    cmd = "scripts/train.py " + " ".join(x for x in sys.argv[1:] if x != "--resume")
+    argv, i = [], 1
+    while i < len(sys.argv):   # the command that reproduces the run: --steps for --time-budget
+        x = sys.argv[i]
+        if x in ("--time-budget", "--steps"):
+            i += 2
+            continue
+        if x.startswith(("--time-budget=", "--steps=")) or x == "--resume":
+            i += 1
+            continue
+        argv.append(x)
+        i += 1
+    cmd = "scripts/train.py " + " ".join(argv + ["--steps", str(a.steps)])
     notes = (f"{a.notes} " if a.notes else "") + f"L={cfg.n_layer} C={cfg.n_embd} H={cfg.n_head} " \
         f"N={cfg.head_size} n={cfg.n_ptok} Hs={cfg.sse_heads} lora={a.lora}, {P} parameters, matrices " \
         f"{a.store}. Trained with: {cmd}"
