@@ -44,8 +44,10 @@ $(B)/%.o: %.c $(wildcard core/*.h repl/*.h viz/*.h)
 $(B)/libmscore.a: $(CORE_OBJ)
 	ar rcs $@ $^
 
+# -rdynamic and the whole of libmscore.a: libmscuda.so (opened by --backend cuda) calls core's functions
 $(BIN): $(REPL_UI) $(REPL_OBJ) $(VIZ_OBJ) $(B)/libmscore.a
-	$(CC) $(CFLAGS) $^ -o $@ $(UI_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -rdynamic $(filter-out $(B)/libmscore.a,$^) -Wl,--whole-archive $(B)/libmscore.a \
+	    -Wl,--no-whole-archive -o $@ $(UI_LIBS) $(LDLIBS) -ldl
 
 VIZ_TEST_OBJ := $(filter-out $(B)/viz/termdraw.o,$(VIZ_OBJ))
 

@@ -183,7 +183,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
     FUZZ_CHECK(s && !sess_load(s, "model.safetensors", &dropped, &err), "load the model: %s", err.msg);
     int json = !(size >= 5 && !memcmp(data, "#text", 5));
     out o = { .json = json };
-    cmd_env e = { .s = s, .o = &o, .backend = "cpu" };
+    cmd_env e = { .s = s, .o = &o };
 
     char *text = malloc(size + 1);
     FUZZ_CHECK(text != NULL, "out of memory");

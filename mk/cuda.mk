@@ -42,10 +42,18 @@ MS_CUDA_DEFS   :=
 
 $(B)/core/cuda/%.o: core/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
-	PATH="$(CUDA_HOME)/bin:$$PATH" $(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -Icore -c $< -o $@
+	PATH="$(CUDA_HOME)/bin:$$PATH" $(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -Xcompiler -fPIC -Icore -c $< -o $@
 
 $(B)/libmscuda.a: $(CUDA_OBJ)
 	ar rcs $@ $^
+
+# libmscuda.so: what `metastate --backend cuda` opens at run time (core/cuda_load.c);
+# the ms_* functions of core it calls come from the program (linked -rdynamic).
+# The objects are position-independent, so the archive and the library share them.
+$(B)/libmscuda.so: $(CUDA_OBJ)
+	$(CXX) -shared -o $@ $^ -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart_static -ldl -lrt -lpthread
+
+all: $(B)/libmscuda.so
 
 # cuda: the CUDA backend library, test and benchmark (needs nvcc)
 cuda: $(B)/libmscuda.a $(B)/tests/test_cuda $(B)/tests/bench_cuda
@@ -97,7 +105,7 @@ bench-cuda: $(B)/tests/bench_cuda
 # ---- the emulator: core/cuda/*.cu compiled as C++ against emu/msc_emu.h ----
 EMU_B        := $(B)/cuda-emu
 EMU_OBJ      := $(CUDA_CU:core/cuda/%.cu=$(EMU_B)/%.o) $(EMU_B)/msc_emu.o
-EMU_CXXFLAGS := -O2 -g -std=c++17 -DMSC_EMU -Icore -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas
+EMU_CXXFLAGS := -O2 -g -fPIC -std=c++17 -DMSC_EMU -Icore -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas
 
 $(EMU_B)/%.o: core/cuda/%.cu $(CUDA_HDR) core/cuda/emu/msc_emu.h
 	@mkdir -p $(dir $@)
@@ -110,6 +118,11 @@ $(EMU_B)/msc_emu.o: core/cuda/emu/msc_emu.cpp core/cuda/emu/msc_emu.h
 $(EMU_B)/libmscuda_emu.a: $(EMU_OBJ)
 	ar rcs $@ $^
 
+# the emulator as the run-time backend (tests/test_backend.sh: metastate
+# --backend cuda with METASTATE_CUDA_LIB pointing here)
+$(B)/libmscuda_emu.so: $(EMU_OBJ)
+	$(CXX) -shared -o $@ $^
+
 $(B)/tests/test_cuda_emu: tests/test_cuda.c $(EMU_B)/libmscuda_emu.a $(B)/libmscore.a $(wildcard tests/*.h) $(CUDA_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(EMU_B)/libmscuda_emu.a $(B)/libmscore.a -o $@ -lstdc++ $(LDLIBS)
@@ -121,5 +134,5 @@ test-cuda-emu: $(B)/tests/test_cuda_emu
 # make test runs every $(B)/tests/test_*: the emulated CUDA test with them (12 tokens per
 # model, about 20 s), wherever a C++ compiler is installed
 ifneq ($(HAVE_CXX),)
-all: $(B)/tests/test_cuda_emu
+all: $(B)/tests/test_cuda_emu $(B)/libmscuda_emu.so
 endif

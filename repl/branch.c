@@ -432,8 +432,7 @@ int sess_apply(sess *s, sess_point *p, const sess_event *e, const sess_edit *ed,
             }
             *drawn = ms_sample(&p->sampler, p->logits, c->vocab);
         }
-        if (ms_step(s->model, s->ws, p->state, p->state, e->arg, p->logits,
-                    watched ? sess_observer(s) : NULL, err) != 0)
+        if (sess_model_step(s, p->state, e->arg, p->logits, watched ? sess_observer(s) : NULL, err) != 0)
             return -1;
         p->has_logits = 1;
         p->position++;
@@ -1158,6 +1157,7 @@ int sess_adopt_grown(sess *s, ms_model *grown, sess_state_map map, void *ctx, co
     s->scratch_state = ss;
     ms_ws_free(s->ws);
     s->ws = ws;
+    sess_backend_model_gone(s);
     ms_model_free(s->model);
     s->model = grown;
     for (int i = 0; i < nk; i++) sess_keep_layer(s, kept[i], 1, err);

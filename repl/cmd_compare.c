@@ -141,9 +141,9 @@ int cmd_sweep(cmd_call *c)
     int rc = -1;
     /* the unpatched point and the source, each stepped with the token */
     memcpy(p.state, s->cur.state, ms_state_len(g) * sizeof(float));
-    if (ms_step(s->model, s->ws, p.state, p.state, (int)tok, l0, NULL, c->err) != 0) goto done;
+    if (sess_model_step(s, p.state, (int)tok, l0, NULL, c->err) != 0) goto done;
     memcpy(p.state, src.p->state, ms_state_len(g) * sizeof(float));
-    if (ms_step(s->model, s->ws, p.state, p.state, (int)tok, ls, NULL, c->err) != 0) goto done;
+    if (sess_model_step(s, p.state, (int)tok, ls, NULL, c->err) != 0) goto done;
     int top = cc_argmax(ls, g->vocab);
     double kl_base = cmp_kl(ls, l0, g->vocab), p_base = cc_prob(l0, g->vocab, top);
     char tt[300], ts[300];
@@ -169,7 +169,7 @@ int cmd_sweep(cmd_call *c)
         cmp_stats st;
         cmp_target(&ht, s->cur.state, src.p->state, &st);
         for (size_t k = 0; k < ht.len; k++) p.state[ht.off + k] = src.p->state[ht.off + k];
-        if (ms_step(s->model, s->ws, p.state, p.state, (int)tok, p.logits, NULL, c->err) != 0) goto done;
+        if (sess_model_step(s, p.state, (int)tok, p.logits, NULL, c->err) != 0) goto done;
         double kc = cmp_kl(l0, p.logits, g->vocab), ks = cmp_kl(ls, p.logits, g->vocab);
         double rec = kl_base > 0 ? 1 - ks / kl_base : NAN, pt = cc_prob(p.logits, g->vocab, top);
         char rs[24];

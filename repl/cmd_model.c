@@ -380,19 +380,16 @@ int cmd_task(cmd_call *c)
     ok_pos = calloc((size_t)len, sizeof(long));
     if (!x || !y || !pred || !ok_pos) { cmd_fail(c, "out of memory for %zu tokens", tot); goto done; }
     ms_task_sample(&t, (int)n, (int)len, seed, x, y);
-    const size_t SL = ms_state_len(&m->cfg);
-    const int V = m->cfg.vocab;
-    for (long q = 0; q < n; q++) {
-        memset(s->scratch_state, 0, SL * sizeof(float));
-        for (long i = 0; i < len; i++) {
-            if (sess_interrupted(s)) { cmd_fail(c, "interrupted after %ld of %ld sequences", q, n); goto done; }
-            size_t at = (size_t)q * len + i;
-            if (ms_step(m, s->ws, s->scratch_state, s->scratch_state, ids[x[at]], s->scratch_logits, NULL, c->err))
-                goto done;
-            pred[at] = cm_argmax(s->scratch_logits, V);
-            if (pred[at] == ids[y[at]]) ok_pos[i]++;
-        }
-    }
+    /* the inputs as model ids, then every sequence
+     * from the zero state, batched on the GPU */
+    int *tk = malloc(sizeof(int) * tot);
+    if (!tk) { cmd_fail(c, "out of memory for %zu tokens", tot); goto done; }
+    for (size_t at = 0; at < tot; at++) tk[at] = ids[x[at]];
+    int run = sess_run_sequences(s, n, len, tk, pred, c->err);
+    free(tk);
+    if (run) goto done;
+    for (size_t at = 0; at < tot; at++)
+        if (pred[at] == ids[y[at]]) ok_pos[at % (size_t)len]++;
     if (dump && cm_write_dump(c, dump, &t, ids, (int)n, (int)len, seed, x, y, pred)) goto done;
     /* report */
     long ok_all = 0;
@@ -468,7 +465,7 @@ int cmd_trace(cmd_call *c)
             cJSON_AddTrueToObject(o, "interrupted");
             break;
         }
-        if (ms_step(m, s->ws, s->scratch_state, s->scratch_state, ids[i], s->scratch_logits, NULL, c->err)) {
+        if (sess_model_step(s, s->scratch_state, ids[i], s->scratch_logits, NULL, c->err)) {
             free(ids);
             return -1;
         }

@@ -361,7 +361,9 @@ static int cmd_info(cmd_call *c)
     out_text(c->o, "weights     %s, %zu parameters, %zu bytes read per token (%s), hash %s",
              ms_dtype_name(g->wtype), params, bytes_tok, bpt, hash);
     out_text(c->o, "state       %zu floats, %zu bytes (%s)", ms_state_len(g), state_bytes, sb);
-    out_text(c->o, "backend     %s, %d threads", c->e->backend, ms_get_threads());
+    char bk[1400];
+    sess_backend_desc(c->s, bk, sizeof bk);
+    out_text(c->o, "backend     %s, %d CPU threads", bk, ms_get_threads());
     out_text(c->o, "tokenizer   %s", c->s->tok_desc);
     out_text(c->o, "growth      %s", growth ? meta_text(growth, q2, sizeof q2) : "none");
     if (trained) out_text(c->o, "trained on  %s", meta_text(trained, q1, sizeof q1));
@@ -390,7 +392,8 @@ static int cmd_info(cmd_call *c)
     cJSON_AddNumberToObject(o, "bytes_per_token", (double)bytes_tok);
     cJSON_AddNumberToObject(o, "state_bytes", (double)state_bytes);
     cJSON_AddStringToObject(o, "weights_hash", hash);
-    cJSON_AddStringToObject(o, "backend", c->e->backend);
+    cJSON_AddStringToObject(o, "backend", c->s->gpu ? "cuda" : "cpu");
+    if (c->s->gpu) out_add_str(o, "device", bk + 6, strlen(bk + 6));
     cJSON_AddNumberToObject(o, "threads", ms_get_threads());
     out_add_str(o, "tokenizer", c->s->tok_desc, strlen(c->s->tok_desc));
     if (growth) out_add_str(o, "growth", growth, strlen(growth));

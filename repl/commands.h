@@ -24,7 +24,6 @@ typedef struct cmd_view_ops cmd_view_ops;
 typedef struct {
     sess *s;
     out *o;
-    const char *backend;   /* shown by info */
     int quit;              /* set by `quit` */
     int depth;             /* nesting of `source` */
     const cmd_view_ops *view_ops;  /* the view's commands (NULL: not in this build) */

@@ -75,7 +75,8 @@ static void main_usage(FILE *f)
         "  --batch         exit after the commands; the first failing one exits with status 1\n"
         "  --plain         line mode instead of the full-screen view\n"
         "  --json          every command's result as one JSON object per line on stdout\n"
-        "  --backend B     cpu (cuda is not built in this version: falls back to cpu)\n"
+        "  --backend B     cpu (default) or cuda: token steps on an NVIDIA GPU (libmscuda.so,\n"
+        "                  built where nvcc is installed); without one: a line, then the CPU\n"
         "  --threads N     threads for the kernels\n"
         "  --no-color      no colour (also when NO_COLOR is set)\n"
         "  --version, --help\n"
@@ -419,10 +420,6 @@ int main(int argc, char **argv)
 {
     main_opts o;
     main_parse(argc, argv, &o);
-    if (!strcmp(o.backend, "cuda")) {
-        fprintf(stderr, "metastate: the CUDA backend is not built into this binary; using cpu\n");
-        o.backend = "cpu";
-    }
     if (o.threads) ms_set_threads(o.threads);
     char *exe_dir = main_exe_dir();
     char *model = o.model ? strdup(o.model) : main_default_model(exe_dir);
@@ -431,10 +428,12 @@ int main(int argc, char **argv)
     ms_err err;
     int dropped;
     if (sess_load(s, model, &dropped, &err) != 0) main_die(1, "%s", err.msg);
+    if (!strcmp(o.backend, "cuda") && sess_backend_cuda(s, &err) != 0)
+        fprintf(stderr, "metastate: --backend cuda: %s; running on the CPU\n", err.msg);
 
     const char *nc = getenv("NO_COLOR");
     out ot = { .json = o.json, .color = !o.no_color && !(nc && *nc) && isatty(STDERR_FILENO) };
-    cmd_env e = { .s = s, .o = &ot, .backend = o.backend, .view_ops = &cmdv_ops };
+    cmd_env e = { .s = s, .o = &ot, .view_ops = &cmdv_ops };
     if (!o.batch) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);

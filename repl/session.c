@@ -311,6 +311,7 @@ static void sess_unload(sess *s, int keep_snaps)
     s->probs = s->scratch_state = s->scratch_logits = NULL;
     if (s->ws) ms_ws_free(s->ws);
     if (s->tok) ms_tok_free(s->tok);
+    sess_backend_model_gone(s);
     if (s->model) ms_model_free(s->model);
     s->ws = NULL;
     s->tok = NULL;
@@ -321,6 +322,7 @@ void sess_free(sess *s)
 {
     if (!s) return;
     sess_unload(s, 0);
+    sess_backend_off(s);
     free(s->snaps);
     free(s->branches);
     free(s->exe_dir);
@@ -634,8 +636,7 @@ int sess_score(sess *s, const int *ids, int n, sess_score_result *r, ms_err *err
             size_t len = 0;
             if (ms_tok_token_bytes(s->tok, ids[i], &b, &len) == 0) bytes += (long)len;
         }
-        if (i + 1 < n &&
-            ms_step(s->model, s->ws, s->scratch_state, s->scratch_state, ids[i], s->scratch_logits, NULL, err) != 0)
+        if (i + 1 < n && sess_model_step(s, s->scratch_state, ids[i], s->scratch_logits, NULL, err) != 0)
             return -1;
     }
     r->bits = bits;

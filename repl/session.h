@@ -202,7 +202,34 @@ typedef struct {
     char *exe_dir;            /* directory of the executable, for vocab search; may be NULL */
     volatile sig_atomic_t *stop;   /* set by Ctrl-C: long commands stop between tokens */
     sess_watch watch;         /* the view's hook (all NULL: none); see sess_watch */
+    struct sess_gpu *gpu;     /* the CUDA backend when it is on (backend.c), else NULL */
 } sess;
+
+/* ---- the backend (backend.c) ----
+ * Every token step of the session runs through sess_model_step() (one
+ * state, as ms_step with state_in == state_out) or sess_run_sequences():
+ * on the CPU, or on the CUDA backend once sess_backend_cuda() succeeded.
+ * The host state stays the truth (each device step uploads it and
+ * downloads the result), so nothing else in the session knows which
+ * backend runs.  Steps on one backend are deterministic; the two backends
+ * agree to MODEL.md 8's tolerance, not bit for bit. */
+typedef struct sess_gpu sess_gpu;
+#define SESS_GPU_BATCH 64
+/* Switch to the GPU: open libmscuda.so, check the device, upload the model.
+ * -1 with one line in err (no library, no device, out of device memory);
+ * the session then stays on the CPU. */
+int sess_backend_cuda(sess *s, ms_err *err);
+void sess_backend_off(sess *s);
+/* The model is about to be freed: drop its device copy (the next step
+ * uploads the new one, or returns to the CPU with a note if it cannot). */
+void sess_backend_model_gone(sess *s);
+/* "cpu" or "cuda: DEVICE (LIBRARY)". */
+const char *sess_backend_desc(const sess *s, char *buf, size_t n);
+int sess_model_step(sess *s, float *state, int token, float *logits, const ms_observer *obs, ms_err *err);
+/* n sequences of len tokens (tok[q*len + i]), each from the zero state; the
+ * argmax of the logits after every token into pred (same layout).  Uses
+ * s->scratch_state on the CPU.  -1 with err, also when interrupted. */
+int sess_run_sequences(sess *s, long n, long len, const int *tok, int *pred, ms_err *err);
 
 /* 1 once Ctrl-C asked long commands to stop (checked between tokens). */
 static inline int sess_interrupted(const sess *s) { return s->stop && *s->stop; }
