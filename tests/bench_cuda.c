@@ -130,6 +130,20 @@ static void bench_model(const char *label, const ms_config *c, ms_dtype dt, int 
             fflush(stdout);
         }
         ms_cuda_ws_set(ws, MS_CUDA_OPT_PDL, 0);
+        {   /* where the time of one B=1 token goes (direct launches, an event after each) */
+            double kms[MS_CUDA_PROF_N];
+            int kn[MS_CUDA_PROF_N], tok = 1;
+            float *one[1] = {st};
+            double tot = ms_cuda_profile_step(ws, one, 1, &tok, MS_CUDA_LOGITS, 10, kms, kn, &e);
+            if (tot < 0) printf("  profile: %s\n", e.msg);
+            else {
+                printf("%-26s %-4s B=1 direct launches, profile of one token: %.3f ms\n", label, ms_dtype_name(dt), tot);
+                for (int k = 0; k < MS_CUDA_PROF_N; k++)
+                    if (kn[k]) printf("    %-30s %3d launches %8.3f ms %5.1f%%  %6.2f us each\n", ms_cuda_prof_name(k), kn[k],
+                                      kms[k], 100 * kms[k] / tot, 1e3 * kms[k] / kn[k]);
+            }
+            fflush(stdout);
+        }
         if (sweep) {
             static const int Bs[3] = {1, 8, 64};
             double base = 0;

@@ -971,6 +971,20 @@ static void test_exact(void)
         rc |= ms_cuda_step(ws, &s0, 1, &t1, 0, NULL, &e) | ms_cuda_step(ws, &s0, 1, &t2, 0, l[0], &e);
         rc |= ms_cuda_step(ws, &s4, 1, &t1, 0, l[4], &e) | ms_cuda_step(ws, &s4, 1, &t2, 0, l[1], &e);
         CHECK(!rc && !memcmp(l[0], l[1], V * 4), "logits after a step without the head are the new step's");
+        /* the profile runs the same step (direct launches): the same bits, and one launch of each kind per layer */
+        {
+            double kms[MS_CUDA_PROF_N], tot;
+            int kn[MS_CUDA_PROF_N], t3 = 7, nl = 0;
+            rc = ms_cuda_state_copy(ws, s4, s0, SL, &e);
+            rc |= ms_cuda_step(ws, &s0, 1, &t3, 0, l[0], &e) | ms_cuda_state_download(ws, h[0], s0, SL, &e);
+            tot = ms_cuda_profile_step(ws, &s4, 1, &t3, MS_CUDA_LOGITS, 1, kms, kn, &e);
+            rc |= tot < 0 || ms_cuda_logits(ws, 0, 1, l[1], &e) || ms_cuda_state_download(ws, h[1], s4, SL, &e);
+            for (int k = 0; k < MS_CUDA_PROF_N; k++) nl += kn[k];
+            CHECK(!rc && !memcmp(l[0], l[1], V * 4) && !memcmp(h[0], h[1], SL * 4) && kn[MS_CUDA_PROF_WKV] == c->n_layer &&
+                      kn[MS_CUDA_PROF_HEAD] == 1 && nl == 2 + 7 * c->n_layer + 1,
+                  "profile of a step: the same bits as a step, %d launches (%d wkv), %.3f ms%s%s", nl,
+                  kn[MS_CUDA_PROF_WKV], tot, rc ? ": " : "", rc ? e.msg : "");
+        }
         /* snapshot, run, restore, run again */
         rc = ms_cuda_state_copy(ws, s3, s0, SL, &e);
         rc |= run_tokens(ws, s0, 9, 3, c, l[0], &e);

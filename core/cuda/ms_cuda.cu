@@ -305,7 +305,19 @@ struct ms_cuda_ws {
     int opt_graph, opt_pdl, opt_gemm, opt_min_b;
     void **allocs;
     int n_allocs;
+    /* ms_cuda_profile_step: an event after each launch of a direct step */
+    cudaEvent_t *prof_ev;
+    int *prof_kind;
+    int prof_n, prof_cap;
 };
+
+/* record an event after the launch just issued (profiling only) */
+static void prof_mark(ms_cuda_ws *ws, int kind)
+{
+    if (!ws->prof_ev || ws->prof_n >= ws->prof_cap) return;
+    cudaEventRecord(ws->prof_ev[ws->prof_n], ws->ctx->stream);
+    ws->prof_kind[ws->prof_n++] = kind;
+}
 
 static int pad64(int n) { return (n + 63) & ~63; }
 
@@ -506,6 +518,7 @@ static int record_step(ms_cuda_ws *ws, int B, int head, int path, ms_err *err)
     msc_ctx *x = ws->ctx;
     msc_embed_args ea = {dm->emb, ws->dtok, dm->ln0_w, dm->ln0_b, ws->x0, ws->ldC, C};
     if (msc_embed(x, &ea, B, err)) return -1;
+    prof_mark(ws, MS_CUDA_PROF_EMBED);
     for (int l = 0; l < L; l++) {
         const dlayer *d = &dm->L[l];
         const float *x_in = l ? at(ws->xout, ws, l - 1) : ws->x0;
@@ -522,7 +535,10 @@ static int record_step(ms_cuda_ws *ws, int B, int head, int path, ms_err *err)
         for (int m = 0; m < 6; m++) ta.out[m] = at(*outs[m], ws, l);
         ta.ldo = ws->ldC;
         ta.C = C;
-        if (msc_tmix_in(x, &ta, B, err) || stage(ws, l, ST_IN, B, path, err)) return -1;
+        if (msc_tmix_in(x, &ta, B, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_LN1);
+        if (stage(ws, l, ST_IN, B, path, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_GEMV_IN);
 
         msc_wkv_args wa;
         memset(&wa, 0, sizeof wa);
@@ -566,7 +582,10 @@ static int record_step(ms_cuda_ws *ws, int B, int head, int path, ms_err *err)
         wa.r_k = d->r_k;
         wa.lnx_w = d->lnx_w;
         wa.lnx_b = d->lnx_b;
-        if (msc_wkv(x, &wa, B, err) || stage(ws, l, ST_WO, B, path, err)) return -1;
+        if (msc_wkv(x, &wa, B, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_WKV);
+        if (stage(ws, l, ST_WO, B, path, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_GEMV_WO);
 
         msc_sse_args sa;
         memset(&sa, 0, sizeof sa);
@@ -589,18 +608,25 @@ static int record_step(ms_cuda_ws *ws, int B, int head, int path, ms_err *err)
         sa.e_raw = at(ws->e_raw, ws, l);
         sa.e = at(ws->e, ws, l);
         sa.lde = ws->e.ld;
-        if (msc_sse(x, &sa, B, err) || stage(ws, l, ST_S, B, path, err)) return -1;
+        if (msc_sse(x, &sa, B, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_SSE);
+        if (stage(ws, l, ST_S, B, path, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_GEMV_S);
         if (dm->sparse) {
             msc_router_args ra = {at(ws->z, ws, l), ws->ldC, Hs ? at(ws->e, ws, l) : NULL, ws->e.ld, d->router,
                                   C, Hs * N, c->n_experts, c->top_k, c->n_ptok, at(ws->s, ws, l), ws->s.ld};
             if (msc_router(x, &ra, B, err)) return -1;
+            prof_mark(ws, MS_CUDA_PROF_ROUTER);
         }
         if (stage(ws, l, ST_V, B, path, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_GEMV_V);
     }
     if (head) {
         msc_ln_args la = {at(ws->xout, ws, L - 1), ws->ldC, dm->lnout_w, dm->lnout_b, ws->xo, ws->ldC, C};
         if (msc_ln(x, &la, B, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_LNOUT);
         if (msc_gemv(x, ws->hjobs + ws->head_job, ws->djobs + ws->head_job, 1, B, path, err)) return -1;
+        prof_mark(ws, MS_CUDA_PROF_HEAD);
     }
     return 0;
 }
@@ -826,6 +852,66 @@ out:
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
     return ms;
+}
+
+extern "C" const char *ms_cuda_prof_name(int kind)
+{
+    static const char *const n[MS_CUDA_PROF_N] = {"embed+ln0", "ln1+shift", "gemv r k v w1 a1 g1 (v1)",
+                                                   "wkv (+lora ups, ln_x, gate)", "gemv Wo", "ln2+shift+sse",
+                                                   "gemv Kz (Ks)", "router", "gemv V", "ln_out", "gemv head"};
+    return kind >= 0 && kind < MS_CUDA_PROF_N ? n[kind] : "?";
+}
+
+extern "C" double ms_cuda_profile_step(ms_cuda_ws *ws, float *const *states, int B, const int *tokens, int flags,
+                                       int reps, double *ms_by_kind, int *launches_by_kind, ms_err *err)
+{
+    const int L = ws->dm->cfg.n_layer, cap = 2 + 9 * L + 4;
+    int head = (flags & MS_CUDA_LOGITS) != 0, graph = ws->opt_graph;
+    double total = -1;
+    cudaEvent_t e0 = NULL;
+    cudaError_t e = cudaEventCreate(&e0);
+    ws->prof_ev = (cudaEvent_t *)calloc((size_t)cap, sizeof(cudaEvent_t));
+    ws->prof_kind = (int *)calloc((size_t)cap, sizeof(int));
+    int made = 0;
+    if (!ws->prof_ev || !ws->prof_kind) {
+        ms_seterr(err, "out of memory");
+        goto out;
+    }
+    for (; made < cap && e == cudaSuccess; made++) e = cudaEventCreate(&ws->prof_ev[made]);
+    for (int k = 0; k < MS_CUDA_PROF_N; k++) ms_by_kind[k] = 0, launches_by_kind[k] = 0;
+    ws->prof_cap = cap;
+    ws->opt_graph = 0;   /* the profile needs the launches one by one */
+    total = 0;
+    for (int r = 0; r < reps && e == cudaSuccess; r++) {
+        ws->prof_n = 0;
+        e = cudaEventRecord(e0, ws->ctx->stream);
+        if (e == cudaSuccess && issue(ws, states, B, tokens, head, err)) {
+            total = -1;
+            break;
+        }
+        if (e == cudaSuccess && ws->prof_n) e = cudaEventSynchronize(ws->prof_ev[ws->prof_n - 1]);
+        for (int i = 0; i < ws->prof_n && e == cudaSuccess; i++) {
+            float t = 0;
+            e = cudaEventElapsedTime(&t, i ? ws->prof_ev[i - 1] : e0, ws->prof_ev[i]);
+            ms_by_kind[ws->prof_kind[i]] += t / reps;
+            if (r == 0) launches_by_kind[ws->prof_kind[i]]++;
+            total += t / reps;
+        }
+    }
+    if (e != cudaSuccess) {
+        ms_seterr(err, "cuda: profiling a step: %s", cudaGetErrorString(e));
+        total = -1;
+    }
+out:
+    ws->opt_graph = graph;
+    for (int i = 0; i < made; i++) cudaEventDestroy(ws->prof_ev[i]);
+    free(ws->prof_ev);
+    free(ws->prof_kind);
+    ws->prof_ev = NULL;
+    ws->prof_kind = NULL;
+    ws->prof_n = ws->prof_cap = 0;
+    if (e0) cudaEventDestroy(e0);
+    return total;
 }
 
 extern "C" double ms_cuda_copy_bandwidth(size_t bytes, int reps, ms_err *err)

@@ -116,6 +116,19 @@ int ms_cuda_trace_fetch(ms_cuda_ws *ws, int layer, int b, const ms_cuda_trace *d
  * tokens[step*B + b], flags as ms_cuda_step, nothing copied back. */
 double ms_cuda_time_steps(ms_cuda_ws *ws, float *const *states, int B, const int *tokens, int n_steps, int flags,
                           ms_err *err);
+/* Where a step's time goes: the step of B states run as direct launches
+ * (no graph) with an event after each, reps times; per kind, the mean
+ * milliseconds between the event before and after its launches (launch
+ * gaps included) and the launches of one step.  Returns the mean total, or
+ * -1 with err.  The state advances reps times. */
+enum {
+    MS_CUDA_PROF_EMBED, MS_CUDA_PROF_LN1, MS_CUDA_PROF_GEMV_IN, MS_CUDA_PROF_WKV, MS_CUDA_PROF_GEMV_WO,
+    MS_CUDA_PROF_SSE, MS_CUDA_PROF_GEMV_S, MS_CUDA_PROF_ROUTER, MS_CUDA_PROF_GEMV_V, MS_CUDA_PROF_LNOUT,
+    MS_CUDA_PROF_HEAD, MS_CUDA_PROF_N
+};
+double ms_cuda_profile_step(ms_cuda_ws *ws, float *const *states, int B, const int *tokens, int flags, int reps,
+                            double *ms_by_kind, int *launches_by_kind, ms_err *err);
+const char *ms_cuda_prof_name(int kind);
 /* The device's copy bandwidth (bytes read + written per second) over a
  * buffer of `bytes`, median of reps. */
 double ms_cuda_copy_bandwidth(size_t bytes, int reps, ms_err *err);

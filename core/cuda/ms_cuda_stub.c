@@ -36,3 +36,7 @@ double ms_cuda_time_steps(ms_cuda_ws *ws, float *const *states, int B, const int
                           ms_err *err)
 { ms_seterr(err, "%s", why); return -1; }
 double ms_cuda_copy_bandwidth(size_t bytes, int reps, ms_err *err) { ms_seterr(err, "%s", why); return -1; }
+double ms_cuda_profile_step(ms_cuda_ws *ws, float *const *states, int B, const int *tokens, int flags, int reps,
+                            double *ms_by_kind, int *launches_by_kind, ms_err *err)
+{ ms_seterr(err, "%s", why); return -1; }
+const char *ms_cuda_prof_name(int kind) { return "?"; }
