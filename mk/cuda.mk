@@ -70,8 +70,15 @@ $(CARRY_B)/test_cuda $(CARRY_B)/bench_cuda: $(CARRY_B)/%: tests/%.c $(MS_CUDA_LI
 	    -Wl,-rpath,'$$ORIGIN' $(MS_CUDA_LDLIBS) -lcjson -lm -lpthread
 	strip $@
 
-cuda-carry: $(CARRY_B)/test_cuda $(CARRY_B)/bench_cuda
+# and metastate itself with libmscuda.so and its libraries (xz, unpacked to /tmp/mslib
+# there by ms.sh's caller), for tests/test_backend.sh on the GPU machine
+cuda-carry: $(CARRY_B)/test_cuda $(CARRY_B)/bench_cuda $(BIN) $(B)/libmscuda.so
 	cp -L $$($(CC) -print-file-name=libcjson.so.1) $$($(CC) -print-file-name=libgomp.so.1) $(CARRY_B)/
+	rm -rf $(CARRY_B)/ms && mkdir -p $(CARRY_B)/ms/lib
+	cp $(BIN) $(B)/libmscuda.so $(CARRY_B)/ms/ && cp core/cuda/carry/ms.sh $(CARRY_B)/ms/ms && chmod +x $(CARRY_B)/ms/ms
+	for l in $$(ldd $(BIN) | awk '/=> \//{print $$3}'); do case $${l##*/} in libc.so.*|libm.so.*|libgcc_s.so.*|libz.so.*) ;; \
+	    *) cp -L $$l $(CARRY_B)/ms/lib/ ;; esac; done
+	cd $(CARRY_B)/ms && tar cJf libs.tar.xz lib && rm -rf lib
 	@du -sh $(CARRY_B)
 else
 MS_CUDA_LIB    := $(B)/libmscuda_stub.a
