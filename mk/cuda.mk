@@ -40,7 +40,7 @@ MS_CUDA_LIB    := $(B)/libmscuda.a
 MS_CUDA_LDLIBS := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart_static -ldl -lrt -lstdc++
 MS_CUDA_DEFS   :=
 
-$(B)/core/cuda/%.o: core/cuda/%.cu $(CUDA_HDR)
+$(B)/core/cuda/%.o: core/cuda/%.cu $(CUDA_HDR) mk/cuda.mk
 	@mkdir -p $(dir $@)
 	PATH="$(CUDA_HOME)/bin:$$PATH" $(NVCC) $(NVCCFLAGS) $(CUDA_ARCH) -Xcompiler -fPIC -Icore -c $< -o $@
 
@@ -114,11 +114,11 @@ EMU_B        := $(B)/cuda-emu
 EMU_OBJ      := $(CUDA_CU:core/cuda/%.cu=$(EMU_B)/%.o) $(EMU_B)/msc_emu.o
 EMU_CXXFLAGS := -O2 -g -fPIC -std=c++17 -DMSC_EMU -Icore -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas
 
-$(EMU_B)/%.o: core/cuda/%.cu $(CUDA_HDR) core/cuda/emu/msc_emu.h
+$(EMU_B)/%.o: core/cuda/%.cu $(CUDA_HDR) core/cuda/emu/msc_emu.h mk/cuda.mk
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
 
-$(EMU_B)/msc_emu.o: core/cuda/emu/msc_emu.cpp core/cuda/emu/msc_emu.h
+$(EMU_B)/msc_emu.o: core/cuda/emu/msc_emu.cpp core/cuda/emu/msc_emu.h mk/cuda.mk
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 

@@ -160,6 +160,45 @@ int sess_model_step(sess *s, float *state, int token, float *logits, const ms_ob
     return obs ? gpu_observe(s, state, obs, err) : 0;
 }
 
+int sess_batch_hint(const sess *s, size_t state_len)
+{
+    if (!s->gpu) return 1;
+    size_t per = ((size_t)64 << 20) / (state_len * sizeof(float));   /* host copies: at most ~64 MB */
+    return per < 1 ? 1 : per > SESS_GPU_BATCH ? SESS_GPU_BATCH : (int)per;
+}
+
+int sess_model_steps(sess *s, float *states, int B, const int *tokens, float *logits, ms_err *err)
+{
+    const ms_config *c = &s->model->cfg;
+    const size_t SL = ms_state_len(c), V = (size_t)c->vocab;
+    if (!gpu_ready(s)) {
+        for (int b = 0; b < B; b++) {
+            if (sess_interrupted(s)) {
+                ms_seterr(err, "interrupted after %d of %d states", b, B);
+                return -1;
+            }
+            if (ms_step(s->model, s->ws, states + b * SL, states + b * SL, tokens[b], logits + b * V, NULL, err) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    sess_gpu *g = s->gpu;
+    float *ptr[SESS_GPU_BATCH];
+    for (int b0 = 0; b0 < B; b0 += SESS_GPU_BATCH) {
+        int nb = B - b0 < SESS_GPU_BATCH ? B - b0 : SESS_GPU_BATCH;
+        if (sess_interrupted(s)) {
+            ms_seterr(err, "interrupted after %d of %d states", b0, B);
+            return -1;
+        }
+        for (int b = 0; b < nb; b++) ptr[b] = g->dst + (size_t)b * SL;
+        if (g->api->state_upload(g->ws, g->dst, states + b0 * SL, (size_t)nb * SL, err) != 0 ||
+            g->api->step(g->ws, ptr, nb, tokens + b0, MS_CUDA_LOGITS, logits + b0 * V, err) != 0 ||
+            g->api->state_download(g->ws, states + b0 * SL, g->dst, (size_t)nb * SL, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int argmax(const float *x, int n)
 {
     int b = 0;

@@ -138,6 +138,8 @@ int cmd_sweep(cmd_call *c)
         return cmd_fail(c, "out of memory");
     }
     float *ls = l0 + g->vocab;
+    float *bst = NULL, *blg = NULL;
+    int *btk = NULL;
     int rc = -1;
     /* the unpatched point and the source, each stepped with the token */
     memcpy(p.state, s->cur.state, ms_state_len(g) * sizeof(float));
@@ -159,19 +161,39 @@ int cmd_sweep(cmd_call *c)
     cc_num(o, "p_top_unpatched", p_base);
     cc_num(o, "kl_src_unpatched", kl_base);
     cJSON *rows = cJSON_AddArrayToObject(o, "rows");
+    /* the patched points, a chunk of heads at a time (one step for the chunk on the GPU) */
+    const size_t SL = ms_state_len(g), V = (size_t)g->vocab;
+    const int per = sess_batch_hint(s, SL);
+    bst = malloc(sizeof(float) * SL * (size_t)per);
+    blg = malloc(sizeof(float) * V * (size_t)per);
+    btk = malloc(sizeof(int) * (size_t)per);
+    if (!bst || !blg || !btk) {
+        cmd_fail(c, "out of memory for %d patched states", per);
+        goto done;
+    }
     for (int h = 0; h < g->n_head; h++) {
         if (sess_interrupted(s)) {
             cmd_fail(c, "interrupted after %d of %d heads", h, g->n_head);
             goto done;
         }
+        const int j = h % per;
+        if (j == 0) {   /* step heads h .. h+nb-1 */
+            int nb = g->n_head - h < per ? g->n_head - h : per;
+            for (int b = 0; b < nb; b++) {
+                tgt hb = tgt_make(g, TGT_HEAD, t.layer, h + b);
+                float *q = bst + (size_t)b * SL;
+                memcpy(q, s->cur.state, SL * sizeof(float));
+                for (size_t k = 0; k < hb.len; k++) q[hb.off + k] = src.p->state[hb.off + k];
+                btk[b] = (int)tok;
+            }
+            if (sess_model_steps(s, bst, nb, btk, blg, c->err) != 0) goto done;
+        }
         tgt ht = tgt_make(g, TGT_HEAD, t.layer, h);
-        memcpy(p.state, s->cur.state, ms_state_len(g) * sizeof(float));
         cmp_stats st;
         cmp_target(&ht, s->cur.state, src.p->state, &st);
-        for (size_t k = 0; k < ht.len; k++) p.state[ht.off + k] = src.p->state[ht.off + k];
-        if (sess_model_step(s, p.state, (int)tok, p.logits, NULL, c->err) != 0) goto done;
-        double kc = cmp_kl(l0, p.logits, g->vocab), ks = cmp_kl(ls, p.logits, g->vocab);
-        double rec = kl_base > 0 ? 1 - ks / kl_base : NAN, pt = cc_prob(p.logits, g->vocab, top);
+        const float *pl = blg + (size_t)j * V;
+        double kc = cmp_kl(l0, pl, g->vocab), ks = cmp_kl(ls, pl, g->vocab);
+        double rec = kl_base > 0 ? 1 - ks / kl_base : NAN, pt = cc_prob(pl, g->vocab, top);
         char rs[24];
         if (isnan(rec)) snprintf(rs, sizeof rs, "-");
         else snprintf(rs, sizeof rs, "%10.4f", rec);
@@ -188,6 +210,9 @@ int cmd_sweep(cmd_call *c)
     rc = 0;
 done:
     free(l0);
+    free(bst);
+    free(blg);
+    free(btk);
     sess_pt_free(&p);
     cmd_point_put(&src);
     return rc;

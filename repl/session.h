@@ -226,6 +226,14 @@ void sess_backend_model_gone(sess *s);
 /* "cpu" or "cuda: DEVICE (LIBRARY)". */
 const char *sess_backend_desc(const sess *s, char *buf, size_t n);
 int sess_model_step(sess *s, float *state, int token, float *logits, const ms_observer *obs, ms_err *err);
+/* B states (host, back to back, ms_state_len floats each) each advanced by
+ * tokens[b], logits into logits[b*vocab..]: on the GPU up to SESS_GPU_BATCH
+ * at once, on the CPU one after another (exactly ms_step).  -1 with err,
+ * also when interrupted. */
+int sess_model_steps(sess *s, float *states, int B, const int *tokens, float *logits, ms_err *err);
+/* How many states a caller should hand sess_model_steps at once: 1 on the
+ * CPU, else up to SESS_GPU_BATCH with at most ~64 MB of host copies. */
+int sess_batch_hint(const sess *s, size_t state_len);
 /* n sequences of len tokens (tok[q*len + i]), each from the zero state; the
  * argmax of the logits after every token into pred (same layout).  Uses
  * s->scratch_state on the CPU.  -1 with err, also when interrupted. */

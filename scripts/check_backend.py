@@ -16,6 +16,8 @@ what a user sees, with the CPU as the oracle (MODEL.md 8):
           within 1e-3), probability within 1e-3
   task    `task s3 32 64 1000` (16 32 on the emulator; batched on the device): accuracy by bucket
           within 2e-3
+  sweep   `sweep patch L1.* from a` (the patched points batched on the device): every head's KL
+          values and p_top within 1e-4 + 1e-3|cpu|
   gen     cuda only: seed 7, gen 40 twice from a reset gives the same text,
           and `replay --verify` re-runs the history bit for bit
   grow    `grow sse 1` then 16 tokens: the model uploaded again; logits
@@ -61,7 +63,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--metastate", default=os.path.join(ROOT, "metastate"))
     ap.add_argument("--lib", default=os.environ.get("METASTATE_CUDA_LIB"))
-    ap.add_argument("--quick", action="store_true", help="fewer tokens (for the emulator under sanitizers)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a few tokens per check (the emulator inside an ASan build runs ~0.4 s a token)")
     a = ap.parse_args()
     ms, lib = a.metastate, a.lib and os.path.abspath(a.lib)
     kjv, s3 = "models/kjv.safetensors", "models/s3.safetensors"
@@ -79,12 +82,15 @@ def main():
     dev = re.search(r"backend\s+(cuda: .*)", out)
     print(f"check_backend: {dev.group(1) if dev else '?'}")
     # the emulator runs ~50 ms a token: fewer tokens there
-    emu = a.quick or bool(dev and "emulated" in dev.group(1))
+    emu = bool(dev and "emulated" in dev.group(1))
     n_score, task_args, n_gen = (400, "16 32", 20) if emu else (3000, "32 64", 40)
+    n_text, n_trace, n_sweep, n_grow = 48, 40, 30, 16
+    if a.quick:
+        n_score, task_args, n_gen, n_text, n_trace, n_sweep, n_grow = 40, "4 8", 5, 12, 10, 8, 6
 
     with tempfile.TemporaryDirectory() as tmp:
         # state and logits after 48 tokens, and the SSE view's numbers
-        text = TEXT[:48]
+        text = TEXT[:n_text]
         res = {}
         for be in ("cpu", "cuda"):
             st, lg = os.path.join(tmp, f"st-{be}.npy"), os.path.join(tmp, f"lg-{be}.bin")
@@ -130,7 +136,7 @@ def main():
         # trace
         tr = {}
         for be in ("cpu", "cuda"):
-            o, _ = run(ms, lib, be, kjv, [f"trace {TEXT[:40]}"], json_out=True)
+            o, _ = run(ms, lib, be, kjv, [f"trace {TEXT[:n_trace]}"], json_out=True)
             tr[be] = json.loads(o.strip().splitlines()[-1])["steps"]
         wp, diff_tok = 0.0, 0
         for c_, g_ in zip(tr["cpu"], tr["cuda"]):
@@ -146,6 +152,20 @@ def main():
             acc[be] = [b["accuracy"] for b in json.loads(o.strip().splitlines()[-1])["buckets"]]
         d = max(abs(x - y) for x, y in zip(acc["cpu"], acc["cuda"]))
         check("task", d <= 2e-3, f"task s3 {task_args} 1000: buckets cpu {acc['cpu']} cuda {acc['cuda']}, worst |d| {d:.2g}")
+
+        # sweep patch: the patched points, a batch on the device
+        sw = {}
+        for be in ("cpu", "cuda"):
+            o, _ = run(ms, lib, be, kjv, [f"feed {TEXT[:n_sweep]}", "snap a", "reset", f"feed {TEXT[40:40 + n_sweep]}",
+                                          "sweep patch L1.* from a"], json_out=True)
+            sw[be] = json.loads(o.strip().splitlines()[-1])["rows"]
+        worst = 0.0
+        for rc_, rg_ in zip(sw["cpu"], sw["cuda"]):
+            for k in ("kl_cur", "kl_src", "p_top"):
+                worst = max(worst, abs(rc_[k] - rg_[k]) / (1e-4 + 1e-3 * abs(rc_[k])))
+        check("sweep", worst <= 1 and len(sw["cpu"]) == len(sw["cuda"]) > 0,
+              f"sweep patch L1.* from a: {len(sw['cpu'])} heads, kl_cur, kl_src, p_top: worst "
+              f"|d|/(1e-4+1e-3|cpu|) = {worst:.3g}")
 
         # determinism on the device, and replay --verify
         n = n_gen
@@ -164,12 +184,12 @@ def main():
         lg2 = {}
         for be in ("cpu", "cuda"):
             p = os.path.join(tmp, f"g-{be}.bin")
-            run(ms, lib, be, kjv, [f"feed {TEXT[:8]}", "grow sse 1", f"feed {TEXT[8:24]}", f"save-logits {p}"])
+            run(ms, lib, be, kjv, [f"feed {TEXT[:8]}", "grow sse 1", f"feed {TEXT[8:8 + n_grow]}", f"save-logits {p}"])
             lg2[be] = np.fromfile(p, "<f4").astype(np.float64)
         r = np.linalg.norm(lg2["cuda"] - lg2["cpu"]) / np.linalg.norm(lg2["cpu"])
-        check("grow", r <= 1e-2, f"grow sse 1, 16 more tokens: logits ||d||/||cpu|| = {r:.3g}")
+        check("grow", r <= 1e-2, f"grow sse 1, {n_grow} more tokens: logits ||d||/||cpu|| = {r:.3g}")
 
-    print(f"check_backend: {7 - len(bad)} of 7 checks passed" + (f"; failed: {' '.join(bad)}" if bad else ""))
+    print(f"check_backend: {8 - len(bad)} of 8 checks passed" + (f"; failed: {' '.join(bad)}" if bad else ""))
     return 1 if bad else 0
 
 
