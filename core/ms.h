@@ -183,6 +183,8 @@ double ms_rng_uniform(uint64_t rng[4]);
 
 /* softmax into probs (double accumulation); returns log-sum-exp */
 double ms_softmax(const float *logits, float *probs, int n);
+/* Index of the largest of n values; the lowest index on a tie (like torch.argmax). */
+int ms_argmax(const float *x, int n);
 
 /* ---- checksums ---- */
 uint64_t ms_fnv1a(const void *data, size_t n, uint64_t h);

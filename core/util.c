@@ -43,6 +43,14 @@ uint64_t ms_fnv1a(const void *data, size_t n, uint64_t h)
     return h;
 }
 
+int ms_argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
 double ms_softmax(const float *logits, float *probs, int n)
 {
     float mx = -INFINITY;

@@ -199,14 +199,6 @@ int sess_model_steps(sess *s, float *states, int B, const int *tokens, float *lo
     return 0;
 }
 
-static int argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
 int sess_run_sequences(sess *s, long n, long len, const int *tok, int *pred, ms_err *err)
 {
     const ms_config *c = &s->model->cfg;
@@ -224,7 +216,7 @@ int sess_run_sequences(sess *s, long n, long len, const int *tok, int *pred, ms_
                 if (ms_step(s->model, s->ws, s->scratch_state, s->scratch_state, tok[at], s->scratch_logits, NULL,
                             err) != 0)
                     return -1;
-                pred[at] = argmax(s->scratch_logits, V);
+                pred[at] = ms_argmax(s->scratch_logits, V);
             }
         }
         return 0;
@@ -243,7 +235,8 @@ int sess_run_sequences(sess *s, long n, long len, const int *tok, int *pred, ms_
             }
             for (int b = 0; b < nb; b++) tb[b] = tok[(size_t)(q0 + b) * len + i];
             if (g->api->step(g->ws, ptr, nb, tb, MS_CUDA_LOGITS, g->logits, err) != 0) return -1;
-            for (int b = 0; b < nb; b++) pred[(size_t)(q0 + b) * len + i] = argmax(g->logits + (size_t)b * V, V);
+            for (int b = 0; b < nb; b++)
+                pred[(size_t)(q0 + b) * len + i] = ms_argmax(g->logits + (size_t)b * V, V);
         }
     }
     return 0;

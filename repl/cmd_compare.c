@@ -92,18 +92,10 @@ int cmd_diff(cmd_call *c)
     return 0;
 }
 
-/* argmax of n logits (the lower id on a tie) */
-static int cc_argmax(const float *l, int n)
-{
-    int k = 0;
-    for (int i = 1; i < n; i++)
-        if (l[i] > l[k]) k = i;
-    return k;
-}
 
 static double cc_prob(const float *l, int n, int id)
 {
-    double m = l[cc_argmax(l, n)], s = 0;
+    double m = l[ms_argmax(l, n)], s = 0;
     for (int i = 0; i < n; i++) s += exp((double)l[i] - m);
     return exp((double)l[id] - m) / s;
 }
@@ -127,7 +119,7 @@ int cmd_sweep(cmd_call *c)
     if (tok < 0 && !s->cur.has_logits)
         return cmd_fail(c, "no logits yet at position %" PRId64 " to choose the next token: give TOKEN",
                         s->cur.position);
-    if (tok < 0) tok = cc_argmax(s->cur.logits, g->vocab);
+    if (tok < 0) tok = ms_argmax(s->cur.logits, g->vocab);
     cmd_point src;
     if (cmd_point_get(c, c->argv[3], &src) != 0) return -1;
     sess_point p;
@@ -146,7 +138,7 @@ int cmd_sweep(cmd_call *c)
     if (sess_model_step(s, p.state, (int)tok, l0, NULL, c->err) != 0) goto done;
     memcpy(p.state, src.p->state, ms_state_len(g) * sizeof(float));
     if (sess_model_step(s, p.state, (int)tok, ls, NULL, c->err) != 0) goto done;
-    int top = cc_argmax(ls, g->vocab);
+    int top = ms_argmax(ls, g->vocab);
     double kl_base = cmp_kl(ls, l0, g->vocab), p_base = cc_prob(l0, g->vocab, top);
     char tt[300], ts[300];
     out_text(c->o, "sweep patch L%d.H* from %s, then token %ld %s; SRC's top next token %d %s: p = %.6g unpatched, "

@@ -273,14 +273,6 @@ static int cm_bucket(long p) { int b = 0; long hi = 8; while (p > hi) { hi *= 2;
 static long cm_bucket_lo(int b) { return b == 0 ? 1 : (8L << (b - 1)) + 1; }
 static long cm_bucket_hi(int b) { return 8L << b; }
 
-static int cm_argmax(const float *v, int n)
-{
-    int best = 0;   /* ties: the lowest id, like torch.argmax */
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
 static int cm_write_dump(cmd_call *c, const char *path, const ms_task *t, const int *ids, int n, int len,
                          uint64_t seed, const int *x, const int *y, const int *pred)
 {
@@ -470,7 +462,7 @@ int cmd_trace(cmd_call *c)
             return -1;
         }
         ms_softmax(s->scratch_logits, s->probs, V);
-        int top = cm_argmax(s->probs, V);
+        int top = ms_argmax(s->probs, V);
         int64_t pos = s->cur.position + i + 1;
         char t1[300], t2[300];
         out_text(c->o, "%8" PRId64 "  %6d %-14s -> %6d %-14s p=%.6f", pos, ids[i], cmd_tok(c, ids[i], t1, sizeof t1),
