@@ -24,7 +24,7 @@ static int cl_sym(void *h, const char *name, void *slot, ms_err *err)
 const ms_cuda_api *ms_cuda_load(const char *exe_dir, ms_err *err)
 {
     if (g_loaded) return &g_api;
-    char cand[3][1024];
+    char cand[2][1024];
     int nc = 0;
     const char *env = getenv("METASTATE_CUDA_LIB");
     if (env && *env) snprintf(cand[nc++], sizeof cand[0], "%s", env);

@@ -1,8 +1,8 @@
 /* backend.c: where the session's token steps run, the CPU (ms_step, the
  * oracle) or the CUDA backend (core/cuda, opened at run time by
  * core/cuda_load.c).  Every step of the session goes through
- * sess_model_step() or sess_run_sequences(), so the two backends are
- * switched in one place.
+ * sess_model_step(), sess_model_steps() or sess_run_sequences(), so the
+ * two backends are switched in one place.
  *
  * On the GPU the host state stays the truth: a step uploads the state,
  * runs the token on the device and downloads the new state and the logits
@@ -12,7 +12,7 @@
  * view, kept layers) gets each layer's intermediates from the device after
  * the step, in the layout of the CPU's ms_trace.  `task` keeps its states
  * on the device, runs up to SESS_GPU_BATCH sequences at once and copies
- * back only logits.
+ * back only logits; `sweep patch` steps its points as one batch.
  */
 #include "session.h"
 #include "cuda_load.h"

@@ -122,22 +122,22 @@ int cmd_sweep(cmd_call *c)
     if (tok < 0) tok = ms_argmax(s->cur.logits, g->vocab);
     cmd_point src;
     if (cmd_point_get(c, c->argv[3], &src) != 0) return -1;
-    sess_point p;
-    float *l0 = malloc(sizeof(float) * (size_t)g->vocab * 2);
-    if (!l0 || sess_pt_alloc(g, &p) != 0) {
-        free(l0);
-        cmd_point_put(&src);
-        return cmd_fail(c, "out of memory");
-    }
-    float *ls = l0 + g->vocab;
+    const size_t SL = ms_state_len(g), V = (size_t)g->vocab;
+    float *two = malloc(sizeof(float) * SL * 2), *l0 = malloc(sizeof(float) * V * 2);
     float *bst = NULL, *blg = NULL;
     int *btk = NULL;
     int rc = -1;
-    /* the unpatched point and the source, each stepped with the token */
-    memcpy(p.state, s->cur.state, ms_state_len(g) * sizeof(float));
-    if (sess_model_step(s, p.state, (int)tok, l0, NULL, c->err) != 0) goto done;
-    memcpy(p.state, src.p->state, ms_state_len(g) * sizeof(float));
-    if (sess_model_step(s, p.state, (int)tok, ls, NULL, c->err) != 0) goto done;
+    if (!two || !l0) {
+        cmd_fail(c, "out of memory");
+        goto done;
+    }
+    /* the unpatched point and the source, each stepped with the token (one batch of two);
+     * their logits: l0 and ls */
+    float *ls = l0 + V;
+    memcpy(two, s->cur.state, SL * sizeof(float));
+    memcpy(two + SL, src.p->state, SL * sizeof(float));
+    const int tt2[2] = { (int)tok, (int)tok };
+    if (sess_model_steps(s, two, 2, tt2, l0, c->err) != 0) goto done;
     int top = ms_argmax(ls, g->vocab);
     double kl_base = cmp_kl(ls, l0, g->vocab), p_base = cc_prob(l0, g->vocab, top);
     char tt[300], ts[300];
@@ -154,7 +154,6 @@ int cmd_sweep(cmd_call *c)
     cc_num(o, "kl_src_unpatched", kl_base);
     cJSON *rows = cJSON_AddArrayToObject(o, "rows");
     /* the patched points, a chunk of heads at a time (one step for the chunk on the GPU) */
-    const size_t SL = ms_state_len(g), V = (size_t)g->vocab;
     const int per = sess_batch_hint(s, SL);
     bst = malloc(sizeof(float) * SL * (size_t)per);
     blg = malloc(sizeof(float) * V * (size_t)per);
@@ -201,11 +200,11 @@ int cmd_sweep(cmd_call *c)
     }
     rc = 0;
 done:
+    free(two);
     free(l0);
     free(bst);
     free(blg);
     free(btk);
-    sess_pt_free(&p);
     cmd_point_put(&src);
     return rc;
 }

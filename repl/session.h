@@ -207,7 +207,8 @@ typedef struct {
 
 /* ---- the backend (backend.c) ----
  * Every token step of the session runs through sess_model_step() (one
- * state, as ms_step with state_in == state_out) or sess_run_sequences():
+ * state, as ms_step with state_in == state_out), sess_model_steps() (B
+ * states) or sess_run_sequences():
  * on the CPU, or on the CUDA backend once sess_backend_cuda() succeeded.
  * The host state stays the truth (each device step uploads it and
  * downloads the result), so nothing else in the session knows which

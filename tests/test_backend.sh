@@ -31,9 +31,11 @@ if [ -f "$B/libmscuda.so" ]; then
     r=$?
     if [ "$r" = 77 ]; then
         # no GPU: one line on stderr, then the CPU (info says cpu)
-        err=$(METASTATE_CUDA_LIB="$B/libmscuda.so" "$MS" models/kjv.safetensors --batch --backend cuda -c info 2>&1 >/dev/null)
-        be=$(METASTATE_CUDA_LIB="$B/libmscuda.so" "$MS" models/kjv.safetensors --batch --backend cuda -c info 2>/dev/null |
-            grep '^backend')
+        t=$(mktemp -d "${TMPDIR:-/tmp}/ms-backend.XXXXXX") || exit 1
+        METASTATE_CUDA_LIB="$B/libmscuda.so" "$MS" models/kjv.safetensors --batch --backend cuda -c info \
+            >"$t/out" 2>"$t/err"
+        err=$(cat "$t/err") be=$(grep '^backend' "$t/out")
+        rm -rf "$t"
         n=$(printf '%s\n' "$err" | grep -c .)
         case "$be" in
             "backend     cpu,"*) [ "$n" = 1 ] && echo "  ok   no GPU: one line ($err), then: $be" ||
