@@ -4,7 +4,8 @@ PYTHON  ?= /usr/bin/python3
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fopenmp -Icore -Irepl -Iviz
-LDLIBS  += -lopenblas -lcjson -lm -lpthread
+# OpenBLAS is opened at run time (core/kernels.c: blas_open), not linked
+LDLIBS  += -lcjson -lm -lpthread -ldl
 UI_LIBS := -lreadline -lncursesw -lpng -lz
 B       := build
 

@@ -10,7 +10,8 @@
  * each thread's rows as one sequential stream, and split the rows over a small
  * thread pool (below) so all cores pull from memory.  Reading half the bytes
  * of F32 is what makes BF16/F16 decode about 2x faster.  F32 uses the same
- * AVX2 kernel, or OpenBLAS's sgemv where AVX2 is missing (see g_f32_blas).
+ * AVX2 kernel, or OpenBLAS's sgemv where AVX2 is missing (see g_f32_blas;
+ * the library is opened at run time, see blas_open).
  *
  * The AVX2/FMA/F16C code is compiled with a target attribute and chosen at
  * run time (checked once); a portable scalar version with the same semantics
@@ -32,7 +33,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <cblas.h>
+#include <cblas.h>   /* the types and constants only: the library is opened at run time */
+#include <dlfcn.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -46,9 +48,35 @@
 #define MS_X86 0
 #endif
 
-/* Declared by OpenBLAS's cblas.h on Debian; repeated so that other cblas
- * headers (which lack it) still compile.  A redundant declaration is legal. */
-void openblas_set_num_threads(int);
+/* OpenBLAS is opened when a product first needs it (F32 without AVX2, or
+ * the bench hook), not linked: its library constructor starts worker threads
+ * and reserves their buffers at program start, and under an address-space
+ * limit (ulimit -v) that constructor kills the process (SIGINT, before main)
+ * or leaves a thread that never finishes, so a program that never calls it
+ * would still die or hang.  Without the library the portable kernel runs. */
+typedef void (*blas_sgemv_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE, const blasint, const blasint,
+                              const float, const float *, const blasint, const float *, const blasint, const float,
+                              float *, const blasint);
+static blas_sgemv_fn blas_sgemv;
+static void (*blas_set_threads)(int);
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_open(void)
+{
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return;
+    blas_sgemv = (blas_sgemv_fn)dlsym(h, "cblas_sgemv");
+    *(void **)&blas_set_threads = dlsym(h, "openblas_set_num_threads");
+    if (!blas_sgemv) return;
+    if (blas_set_threads) blas_set_threads(ms_kernels_get_threads());
+}
+
+/* OpenBLAS's sgemv, or NULL where the library cannot be opened */
+static blas_sgemv_fn blas_get(void)
+{
+    pthread_once(&blas_once, blas_open);
+    return blas_sgemv;
+}
 
 /* Below this many weights a matrix is done on the calling thread: handing it
  * to the pool costs about as much as the product itself. */
@@ -84,7 +112,7 @@ void ms_kernels_set_threads(int n)
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
+    if (blas_set_threads) blas_set_threads(n);   /* only once it is open */
 }
 
 int ms_kernels_get_threads(void)
@@ -695,12 +723,13 @@ void ms_matvec(const ms_mat *W, const float *x, float *y)
     if (in <= 0) { memset(y, 0, (size_t)out * sizeof(float)); return; }
     int nt = ms_kernels_get_threads();
 
-    if (W->dt == MS_F32 && (g_f32_blas || !use_avx2())) {
+    blas_sgemv_fn sgemv = W->dt == MS_F32 && (g_f32_blas || !use_avx2()) ? blas_get() : NULL;
+    if (sgemv) {
         if (W->trans)
-            cblas_sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, (const float *)W->data, out,
+            sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, (const float *)W->data, out,
                         x, 1, 0.0f, y, 1);
         else
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, (const float *)W->data, in,
+            sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, (const float *)W->data, in,
                         x, 1, 0.0f, y, 1);
         return;
     }

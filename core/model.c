@@ -695,14 +695,11 @@ ms_model *ms_model_load(const char *path, ms_err *err)
     memset(&st, 0, sizeof st);
     int rc = -1;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        ms_seterr(err, "%s: cannot open: %s", path, strerror(errno));
-        goto done;
-    }
     struct stat sb;
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size < 8) {
-        ms_seterr(err, "%s: not a model file (empty, too short or not a regular file)", path);
+    int fd = ms_open_read(path, "model", &sb, err);
+    if (fd < 0) goto done;
+    if (sb.st_size < 8) {
+        ms_seterr(err, "%s: not a model file (%lld bytes; too short for any model format)", path, (long long)sb.st_size);
         close(fd);
         goto done;
     }

@@ -21,8 +21,11 @@
 #define MS_VERSION "0.1.0"
 
 /* A message buffer for errors: filled with one line, no trailing newline. */
-typedef struct { char msg[512]; } ms_err;
+typedef struct { char msg[1024]; } ms_err;
 void ms_seterr(ms_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* src into dst (cap bytes); a line too long keeps its start and its end
+ * (where the reason is) with " [...] " between them. */
+void ms_fit_line(char *dst, size_t cap, const char *src);
 
 typedef enum { MS_F32 = 0, MS_F16 = 1, MS_BF16 = 2 } ms_dtype;
 const char *ms_dtype_name(ms_dtype t);

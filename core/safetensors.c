@@ -189,7 +189,8 @@ void *ms_st_read_file(int fd, size_t len, const char *path, ms_err *err)
 {
     void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED) {
-        ms_seterr(err, "%s: cannot allocate %zu bytes for it: %s", path, len, strerror(errno));
+        char why[200];
+        ms_seterr(err, "%s: cannot allocate %zu bytes for it: %s", path, len, ms_errno_reason(errno, why, sizeof why));
         return MAP_FAILED;
     }
     size_t got = 0;
@@ -211,14 +212,9 @@ void *ms_st_read_file(int fd, size_t len, const char *path, ms_err *err)
 int ms_st_open(const char *path, ms_st_file *f, ms_err *err)
 {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { ms_seterr(err, "%s: cannot open: %s", path, strerror(errno)); return -1; }
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        ms_seterr(err, "%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
+    int fd = ms_open_read(path, "file", &st, err);
+    if (fd < 0) return -1;
     size_t len = (size_t)st.st_size;
     if (len < 8) {
         ms_seterr(err, "%s: file of %zu bytes is too short for a safetensors header", path, len);
@@ -265,98 +261,6 @@ const char *ms_st_meta(const ms_st_file *f, const char *key)
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes parts to a temporary file beside path and renames it into place. */
-static int write_parts_atomic(const char *path_in, const void *const *bufs, const size_t *lens, int nparts,
-                              ms_err *err)
-{
-    /* Only a regular file is ever replaced; a symbolic link is followed so
-     * the file it names is replaced, not the link. */
-    struct stat sb;
-    char *resolved = NULL;
-    const char *path = path_in;
-    if (lstat(path_in, &sb) == 0) {
-        if (S_ISLNK(sb.st_mode)) {
-            resolved = realpath(path_in, NULL);
-            if (resolved && stat(resolved, &sb) == 0) path = resolved;
-        }
-        if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-            ms_seterr(err, "%s: exists and is not a regular file; not replaced", path_in);
-            free(resolved);
-            return -1;
-        }
-    }
-    int rc = -1;
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 16);
-    if (!tmp) { ms_seterr(err, "%s: out of memory", path); free(resolved); return -1; }
-    snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        ms_seterr(err, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        free(tmp);
-        free(resolved);
-        return -1;
-    }
-    fchmod(fd, 0644);
-    for (int i = 0; i < nparts; i++)
-        if (write_all(fd, bufs[i], lens[i])) {
-            ms_seterr(err, "%s: write failed: %s (nothing was replaced)", path, strerror(errno));
-            goto fail;
-        }
-    if (fsync(fd)) {
-        ms_seterr(err, "%s: fsync failed: %s (nothing was replaced)", path, strerror(errno));
-        goto fail;
-    }
-    if (close(fd)) {
-        fd = -1;
-        ms_seterr(err, "%s: close failed: %s (nothing was replaced)", path, strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path)) {
-        ms_seterr(err, "%s: rename failed: %s (nothing was replaced)", path, strerror(errno));
-        goto fail;
-    }
-    /* make the rename itself durable */
-    char *dup = strdup(path);
-    if (dup) {
-        int dfd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) { fsync(dfd); close(dfd); }
-        free(dup);
-    }
-    rc = 0;
-    goto out;
-fail:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-out:
-    free(tmp);
-    free(resolved);
-    return rc;
-}
-
-int ms_write_atomic(const char *path, const void *buf, size_t len, ms_err *err)
-{
-    const void *b[1] = {buf};
-    size_t l[1] = {len};
-    return write_parts_atomic(path, b, l, 1, err);
-}
-
 int ms_st_write(const char *path, const ms_st_out *t, int n, const char *const *meta_kv, int n_meta,
                 ms_err *err)
 {
@@ -396,7 +300,7 @@ int ms_st_write(const char *path, const ms_st_out *t, int n, const char *const *
         bufs[0] = hdr;
         lens[0] = 8 + padded;
         for (int i = 0; i < n; i++) { bufs[i + 1] = t[i].data; lens[i + 1] = t[i].nbytes; }
-        rc = write_parts_atomic(path, bufs, lens, n + 1, err);
+        rc = ms_write_parts(path, bufs, lens, n + 1, err);
     } else {
         ms_seterr(err, "%s: out of memory", path);
     }

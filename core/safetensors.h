@@ -10,6 +10,7 @@
 #ifndef MS_SAFETENSORS_H
 #define MS_SAFETENSORS_H
 
+#include "fileio.h"
 #include "ms.h"
 
 #define MS_ST_MAXDIM 8
@@ -64,12 +65,10 @@ typedef struct {
 } ms_st_out;
 
 /* Write tensors and string metadata (meta_kv: n_meta key/value pairs, keys
- * at even indices) atomically to path.  Returns 0, or -1 with err (the file,
+ * at even indices) atomically to path (fileio.h: the writers' policy).  Returns 0, or -1 with err (the file,
  * and the failing call with strerror). */
 int ms_st_write(const char *path, const ms_st_out *t, int n,
                 const char *const *meta_kv, int n_meta, ms_err *err);
 
-/* Write a whole buffer to path atomically (tmp + fsync + rename). */
-int ms_write_atomic(const char *path, const void *buf, size_t len, ms_err *err);
 
 #endif

@@ -23,6 +23,7 @@
  * follows it in that call, never cut.
  */
 #include "tokenizer.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -424,8 +425,8 @@ fail:
 
 ms_tokenizer *ms_tok_world_load(const char *path, ms_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) { ms_seterr(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    FILE *f = ms_fopen_read(path, "vocabulary", err);
+    if (!f) return NULL;
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {

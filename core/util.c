@@ -4,6 +4,7 @@
  * The sampler's RNG is xoshiro256** kept entirely in ms_sampler.rng, so a
  * snapshot that copies the struct restores the exact random stream.
  */
+#define _GNU_SOURCE
 #include "ms.h"
 
 #include <math.h>
@@ -17,8 +18,48 @@ void ms_seterr(ms_err *e, const char *fmt, ...)
     if (!e) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    char *full = NULL;
+    int n = vasprintf(&full, fmt, ap);
     va_end(ap);
+    if (n < 0) {   /* no memory for the long form: the plain cut */
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    ms_fit_line(e->msg, sizeof e->msg, full);
+    free(full);
+}
+
+void ms_fit_line(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (cap == 0) return;
+    if (n < cap) {
+        memmove(dst, src, n + 1);
+        return;
+    }
+    /* too long (a long path): keep the start and the end, where the reason
+     * is, and say that the middle was left out */
+    static const char mid[] = " [...] ";
+    size_t keep = cap - 1 - (sizeof mid - 1);
+    size_t head = keep * 2 / 5, tail = keep - head;
+    /* never cut a UTF-8 sequence: back off continuation bytes */
+    while (head > 0 && ((unsigned char)src[head] & 0xc0) == 0x80) head--;
+    const char *t = src + n - tail;
+    while (*t && ((unsigned char)*t & 0xc0) == 0x80) t++, tail--;
+    char *tmp = malloc(cap);
+    if (!tmp) {
+        memmove(dst, src, cap - 1);
+        dst[cap - 1] = 0;
+        return;
+    }
+    memcpy(tmp, src, head);
+    memcpy(tmp + head, mid, sizeof mid - 1);
+    memcpy(tmp + head + sizeof mid - 1, t, tail);
+    tmp[head + sizeof mid - 1 + tail] = 0;
+    memcpy(dst, tmp, head + sizeof mid + tail);
+    free(tmp);
 }
 
 const char *ms_dtype_name(ms_dtype t)

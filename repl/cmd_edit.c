@@ -140,20 +140,62 @@ static void ce_index(const tgt *t, size_t k, char *buf, size_t cap)
     else buf[0] = 0;
 }
 
-static void ce_show_one(cmd_call *c, const cmd_disp *d, cJSON *arr)
+int cmd_held_set(cmd_call *c, cmd_held *h, const char *text)
+{
+    if (cmd_target(c, text, &h->t) != 0) return -1;
+    tgt_name(&h->t, h->name, sizeof h->name);
+    h->cfg = c->s->model->cfg;
+    return 0;
+}
+
+int cmd_held_check(cmd_call *c, cmd_held *h)
+{
+    const ms_config *now = &c->s->model->cfg;
+    if (!memcmp(&h->cfg, now, sizeof *now)) return 0;
+    char why[sizeof c->err->msg];
+    tgt t;
+    if (tgt_parse(now, h->name, &t, why, sizeof why) != 0) {
+        cmd_fail(c, "%s", why);
+        return -1;
+    }
+    h->t = t;
+    h->cfg = *now;
+    return 0;
+}
+
+void cmd_display_refit(cmd_call *c)
+{
+    struct cmd_dbg *g = c->e->dbg;
+    if (!g || !c->s->model) return;
+    ms_err keep = *c->err;
+    for (int i = 0; i < g->n_disp;) {
+        if (cmd_held_check(c, &g->disp[i].h) == 0) {
+            i++;
+            continue;
+        }
+        out_text(c->o, "display %d (%s) removed: this model has no such target (%s)", g->disp[i].id,
+                 g->disp[i].h.name, c->err->msg);
+        memmove(&g->disp[i], &g->disp[i + 1], (size_t)(g->n_disp - i - 1) * sizeof *g->disp);
+        g->n_disp--;
+    }
+    *c->err = keep;
+}
+
+static void ce_show_one(cmd_call *c, const cmd_disp *dd, cJSON *arr)
 {
     const float *st = c->s->cur.state;
+    const cmd_held *d = &dd->h;
     size_t n = tgt_size(&d->t);
     char nm[64];
     tgt_name(&d->t, nm, sizeof nm);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", d->id);
+    cJSON_AddNumberToObject(o, "id", dd->id);
     cJSON_AddStringToObject(o, "target", nm);
     float small[8];
     if (n <= 8) {
         tgt_get(&d->t, st, small);
         char line[400];
-        size_t len = (size_t)snprintf(line, sizeof line, "%d: %s =", d->id, nm);
+        size_t len = (size_t)snprintf(line, sizeof line, "%d: %s =", dd->id, nm);
         cJSON *v = cJSON_AddArrayToObject(o, "values");
         for (size_t k = 0; k < n; k++) {
             len += (size_t)snprintf(line + len, sizeof line - len, " %.9g", (double)small[k]);
@@ -179,7 +221,7 @@ static void ce_show_one(cmd_call *c, const cmd_disp *d, cJSON *arr)
         ce_index(&d->t, hi_at, hi_s, sizeof hi_s);
         if (d->t.ndim == 2) snprintf(shape, sizeof shape, "%zux%zu", d->t.shape[0], d->t.shape[1]);
         else snprintf(shape, sizeof shape, "%zu", d->t.shape[0]);
-        out_text(c->o, "%d: %s (%s): norm %.6g, mean %.6g, min %.6g at %s, max %.6g at %s%s", d->id, nm, shape,
+        out_text(c->o, "%d: %s (%s): norm %.6g, mean %.6g, min %.6g at %s, max %.6g at %s%s", dd->id, nm, shape,
                  sqrt(sq), sum / (double)n, lo, li, hi, hi_s, bad ? " (non-finite values!)" : "");
         cJSON_AddNumberToObject(o, "norm", sqrt(sq));
         cJSON_AddNumberToObject(o, "mean", sum / (double)n);
@@ -194,6 +236,8 @@ void cmd_display_show(cmd_call *c)
 {
     struct cmd_dbg *g = c->e->dbg;
     if (!g || !g->n_disp) return;
+    cmd_display_refit(c);
+    if (!g->n_disp) return;
     cJSON *obj = out_obj(c->o);
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "display");
     cJSON *arr = cJSON_AddArrayToObject(obj, "display");
@@ -210,11 +254,12 @@ int cmd_display(cmd_call *c)
     struct cmd_dbg *g = cmd_dbg(c->e);
     if (!g) return cmd_fail(c, "out of memory");
     if (!c->argc) {
+        cmd_display_refit(c);
         if (!g->n_disp) out_text(c->o, "no displays ('display TARGET' adds one)");
         cJSON *arr = cJSON_AddArrayToObject(out_obj(c->o), "displays");
         for (int i = 0; i < g->n_disp; i++) {
             char nm[64];
-            out_text(c->o, "%d: %s", g->disp[i].id, tgt_name(&g->disp[i].t, nm, sizeof nm));
+            out_text(c->o, "%d: %s", g->disp[i].id, tgt_name(&g->disp[i].h.t, nm, sizeof nm));
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "id", g->disp[i].id);
             cJSON_AddStringToObject(o, "target", nm);
@@ -222,13 +267,14 @@ int cmd_display(cmd_call *c)
         }
         return 0;
     }
-    tgt t;
-    if (cmd_target(c, c->argv[0], &t) != 0) return -1;
+    cmd_held h;
+    if (cmd_held_set(c, &h, c->argv[0]) != 0) return -1;
     if (g->n_disp == CMD_MAX_DISPLAY)
         return cmd_fail(c, "%d displays already; 'undisplay N' removes one", CMD_MAX_DISPLAY);
+    cmd_display_refit(c);
     cmd_disp *d = &g->disp[g->n_disp++];
     d->id = ++g->next_id;
-    d->t = t;
+    d->h = h;
     cJSON *arr = cJSON_AddArrayToObject(out_obj(c->o), "display");
     ce_show_one(c, d, arr);
     return 0;

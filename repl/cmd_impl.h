@@ -30,6 +30,10 @@ struct cmd_call {
 /* Fail with one line (what was wrong and what is valid); returns -1.
  * Every %s taken from user input must go through cmd_q(). */
 int cmd_fail(cmd_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What a command returns when it failed and its message has already been
+ * printed (a `source` whose inner command failed): the interpreter prints
+ * nothing more in text mode, and still ends the JSON object with ok false. */
+#define CMD_FAIL_REPORTED (-2)
 /* quoted user input for messages; up to 4 live at once */
 const char *cmd_q(const char *s);
 /* refuse a PATH that exists and is not a regular file (files are written
@@ -46,18 +50,34 @@ int cmd_target(cmd_call *c, const char *text, tgt *t);
 /* print s->note (what an operation did besides its job) and clear it */
 void cmd_note(cmd_call *c);
 
+/* A target that outlives the command that named it (a display; watches and
+ * steering to come): its text and the model shape it was read for.  Every
+ * use goes through cmd_held_check, which reads the text again when the
+ * model changed (load, grow), so its offsets always fit the state in use. */
+typedef struct {
+    tgt t;
+    char name[64];             /* the canonical text */
+    ms_config cfg;             /* the shape t's offsets are for */
+} cmd_held;
+/* Parse text for the loaded model into h.  0, or -1 with the message. */
+int cmd_held_set(cmd_call *c, cmd_held *h, const char *text);
+/* 0 when h fits the loaded model (read again if the model changed), or -1
+ * with the reason in c->err when the new model has no such target. */
+int cmd_held_check(cmd_call *c, cmd_held *h);
+
 /* What the commands keep in a cmd_env besides the session. */
 #define CMD_MAX_DISPLAY 32
 typedef struct {
     int id;                    /* the number undisplay takes */
-    tgt t;
+    cmd_held h;
 } cmd_disp;
 struct cmd_dbg {
     cmd_disp disp[CMD_MAX_DISPLAY];
     int n_disp, next_id;
     char **lines;              /* the commands run at the top level, for `history` */
     int n_lines, cap_lines;
-    FILE *rec;                 /* `record FILE`: each command appended as it runs */
+    int rec_fd;                /* `record FILE`: each command appended as it runs (-1: off) */
+    long long rec_len;         /* the file's length after the last whole line */
     char *rec_path;
 };
 /* e->dbg, made on first use (NULL only for no memory) */
@@ -80,6 +100,9 @@ void cmd_point_put(cmd_point *pt);
 /* displays (cmd_edit.c): print every display of the session for the
  * current point; called after a command changed it */
 void cmd_display_show(cmd_call *c);
+/* Drop the displays the loaded model has no target for, one line each (after
+ * load and grow; cmd_display_show does it too). */
+void cmd_display_refit(cmd_call *c);
 void cmd_display_free(cmd_env *e);
 
 /* handlers */

@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CMD_MAX_N 1000000        /* most tokens one gen/step may produce */
 #define CMD_MAX_FILE (256L << 20) /* largest file score @FILE reads */
@@ -42,8 +44,17 @@ int cmd_fail(cmd_call *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
+    char *full = NULL;
+    int n = vasprintf(&full, fmt, ap);
     va_end(ap);
+    if (n >= 0) {
+        ms_fit_line(c->err->msg, sizeof c->err->msg, full);
+        free(full);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
+        va_end(ap);
+    }
     return -1;
 }
 
@@ -74,16 +85,12 @@ static void cmd_sb_add(cmd_sbuf *sb, const char *s, size_t n)
     sb->b[sb->len] = 0;
 }
 
-/* Files are written by a temporary file and a rename over the target; a
- * target that exists and is not a regular file (/dev/null, a fifo, a
- * directory) would be replaced or fail late, so it is refused up front. */
+/* Every writer checks its target under the one policy of fileio.h (no
+ * symbolic links, only regular files) before it does any work, so that a
+ * refused target costs nothing; the write itself checks again. */
 int cmd_check_target(cmd_call *c, const char *path)
 {
-    struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
-        return cmd_fail(c, "'%s' exists and is not a regular file; files are written only as regular files",
-                        cmd_q(path));
-    return 0;
+    return ms_check_write_target(path, c->err);
 }
 
 static const ms_config *cmd_cfg(cmd_call *c) { return &c->s->model->cfg; }
@@ -292,6 +299,7 @@ static int cmd_load(cmd_call *c)
     out_add_str(o, "path", c->argv[0], strlen(c->argv[0]));
     cJSON_AddStringToObject(o, "model", sum);
     cJSON_AddNumberToObject(o, "dropped_snapshots", dropped);
+    cmd_display_refit(c);   /* a display of a target this model lacks goes, with a line */
     return 0;
 }
 
@@ -564,12 +572,13 @@ static int cmd_top(cmd_call *c)
 /* whole file into memory (up to CMD_MAX_FILE bytes) */
 static int cmd_read_file(cmd_call *c, const char *path, char **buf, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cmd_fail(c, "cannot open '%s': %s", cmd_q(path), strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return cmd_fail(c, "'%s' is not a regular file", cmd_q(path));
+    int fd = ms_open_read(path, "text file", &st, c->err);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return cmd_fail(c, "cannot open '%s': %s", cmd_q(path), strerror(errno));
     }
     if (st.st_size > CMD_MAX_FILE) {
         fclose(f);
@@ -872,23 +881,29 @@ static int cmd_source(cmd_call *c)
     c->e->depth++;
     int rc = cmd_run_file(c->e, c->argv[0], msg, sizeof msg);
     c->e->depth--;
+    out_begin(c->o, "source");   /* the file's commands have printed theirs: the result is source's own */
     if (rc == -1) return cmd_fail(c, "%s", msg);
-    if (rc == -2) return cmd_fail(c, "stopped at the failing command above");
+    if (rc == -2) {
+        /* the failing command has printed its line: this one stays quiet
+         * (in text mode) and passes the message on as its own */
+        snprintf(c->err->msg, sizeof c->err->msg, "%s", msg);
+        return CMD_FAIL_REPORTED;
+    }
     out_obj(c->o);
     return 0;
 }
 
 struct cmd_dbg *cmd_dbg(cmd_env *e)
 {
-    if (!e->dbg) e->dbg = calloc(1, sizeof *e->dbg);
+    if (!e->dbg && (e->dbg = calloc(1, sizeof *e->dbg))) e->dbg->rec_fd = -1;
     return e->dbg;
 }
 
 static void cmd_record_stop(struct cmd_dbg *g)
 {
-    if (g->rec) fclose(g->rec);
+    if (g->rec_fd >= 0) close(g->rec_fd);
     free(g->rec_path);
-    g->rec = NULL;
+    g->rec_fd = -1;
     g->rec_path = NULL;
 }
 
@@ -898,24 +913,36 @@ static int cmd_record(cmd_call *c)
     if (!g) return cmd_fail(c, "out of memory");
     const char *path = c->argv[0];
     if (!strcmp(path, "off")) {
-        if (!g->rec) return cmd_fail(c, "not recording ('record FILE' starts)");
+        if (g->rec_fd < 0) return cmd_fail(c, "not recording ('record FILE' starts)");
         out_text(c->o, "stopped recording to %s", cmd_q(g->rec_path));
         out_add_str(out_obj(c->o), "path", g->rec_path, strlen(g->rec_path));
         cmd_record_stop(g);
         return 0;
     }
+    /* the file starts whole (the header, written as every file is: see
+     * fileio.h), then each command is appended in one write() of a whole
+     * line; a write that fails part-way is cut back, so the file never
+     * holds half a line */
     if (cmd_check_target(c, path) != 0) return -1;
-    FILE *f = fopen(path, "w");
-    char *dup = f ? strdup(path) : NULL;
-    if (!f || !dup || fprintf(f, "# metastate %s: commands recorded; run them again with -x FILE\n", MS_VERSION) < 0 ||
-        fflush(f) != 0) {
-        int en = errno;
-        if (f) fclose(f);
+    char hdr[128];
+    int hl = snprintf(hdr, sizeof hdr, "# metastate %s: commands recorded; run them again with -x FILE\n", MS_VERSION);
+    char *dup = strdup(path);
+    if (!dup) return cmd_fail(c, "out of memory");
+    if (ms_write_atomic(path, hdr, (size_t)hl, c->err) != 0) {
         free(dup);
-        return cmd_fail(c, "cannot write '%s': %s", cmd_q(path), strerror(en));
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int en = errno;
+        if (fd >= 0) close(fd);
+        free(dup);
+        return cmd_fail(c, "cannot append to '%s': %s", cmd_q(path), fd >= 0 ? "not a regular file" : strerror(en));
     }
     cmd_record_stop(g);
-    g->rec = f;
+    g->rec_fd = fd;
+    g->rec_len = st.st_size;
     g->rec_path = dup;
     out_text(c->o, "recording the following commands to %s ('record off' stops)", cmd_q(path));
     out_add_str(out_obj(c->o), "path", path, strlen(path));
@@ -970,11 +997,21 @@ static void cmd_log_line(cmd_env *e, const char *line, const cmd_def *d, int ok)
     }
     char *dup = strdup(line);
     if (dup) g->lines[g->n_lines++] = dup;
-    if (!g->rec || (d && (d->fn == cmd_record || d->fn == cmd_history || d->fn == cmd_quit))) return;
-    if (fprintf(g->rec, "%s%s\n", ok ? "" : "# failed: ", line) < 0 || fflush(g->rec) != 0) {
-        fprintf(stderr, "record: writing %s failed (%s); recording stopped\n", g->rec_path, strerror(errno));
-        cmd_record_stop(g);
+    if (g->rec_fd < 0 || (d && (d->fn == cmd_record || d->fn == cmd_history || d->fn == cmd_quit))) return;
+    char *one = NULL;
+    int n = asprintf(&one, "%s%s\n", ok ? "" : "# failed: ", line);
+    ssize_t w = n >= 0 ? write(g->rec_fd, one, (size_t)n) : -1;
+    int en = n < 0 ? ENOMEM : w < 0 ? errno : EIO;
+    free(one);
+    if (w == n) {
+        g->rec_len += n;
+        return;
     }
+    if (w > 0 && ftruncate(g->rec_fd, (off_t)g->rec_len) != 0) en = errno;
+    char q[200], why[200];
+    fprintf(stderr, "record: cannot append to %s: %s; recording stopped (the file holds every command before this one)\n",
+            arg_quote(g->rec_path, q, sizeof q), ms_errno_reason(en, why, sizeof why));
+    cmd_record_stop(g);
 }
 
 const char *cmd_complete_word(cmd_env *e, char kind, const char *text, int k, char *buf, size_t cap)
@@ -1347,13 +1384,27 @@ static int cmd_run_line1(cmd_env *e, const char *line, const char *where, char *
         }
     }
     free(argv);
+    if (rc == CMD_FAIL_REPORTED) {   /* printed already; msg is that line */
+        e->s->note[0] = 0;
+        ms_fit_line(msg, cap, err.msg);
+        out_end_err2(e->o, msg, 0);
+        return -1;
+    }
     if (rc != 0) {
         e->s->note[0] = 0;
         if (!err.msg[0]) snprintf(err.msg, sizeof err.msg, "failed");
-        if (e->o->json) snprintf(msg, cap, "%s%s", pre, err.msg);
-        else snprintf(msg, cap, "%s%s: %s", pre, d->name, err.msg);
+        char *full = NULL;
+        if (asprintf(&full, "%s%s%s%s", pre, e->o->json ? "" : d->name, e->o->json ? "" : ": ", err.msg) >= 0) {
+            ms_fit_line(msg, cap, full);
+            free(full);
+        } else {
+            snprintf(msg, cap, "%s", err.msg);
+        }
         out_end_err(e->o, msg);
-        if (e->o->json) snprintf(msg, cap, "%s%s: %s", pre, d->name, err.msg);
+        if (e->o->json && asprintf(&full, "%s%s: %s", pre, d->name, err.msg) >= 0) {
+            ms_fit_line(msg, cap, full);
+            free(full);
+        }
         return -1;
     }
     out_end(e->o);
@@ -1362,20 +1413,24 @@ static int cmd_run_line1(cmd_env *e, const char *line, const char *where, char *
 
 int cmd_run_file(cmd_env *e, const char *path, char *msg, size_t cap)
 {
-    FILE *f = fopen(path, "r");
+    ms_err err;
+    FILE *f = ms_fopen_read(path, "command file", &err);
     if (!f) {
-        snprintf(msg, cap, "cannot open '%s': %s", cmd_q(path), strerror(errno));
+        ms_fit_line(msg, cap, err.msg);
         return -1;
     }
     char *line = NULL;
-    size_t lcap = 0;
-    ssize_t n;
-    int lineno = 0, rc = 0;
-    while (!e->quit && (n = getline(&line, &lcap, f)) >= 0) {
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    size_t lcap = 0, n;
+    long lineno = 0;
+    int rc = 0, got;
+    while (!e->quit && (got = ms_read_line(f, cmd_q(path), &lineno, CMD_MAX_LINE, &line, &lcap, &n, &err)) != 0) {
+        if (got < 0) {
+            ms_fit_line(msg, cap, err.msg);
+            rc = -1;
+            break;
+        }
         char where[300];
-        snprintf(where, sizeof where, "%s:%d", cmd_q(path), lineno);
+        snprintf(where, sizeof where, "%s:%ld", cmd_q(path), lineno);
         if (cmd_run_line(e, line, where, msg, cap) < 0) {
             rc = -2;
             break;

@@ -71,8 +71,13 @@ const cmd_def *cmd_lookup(const char *name);
  * -1 if it failed; then msg holds the one-line message that was reported. */
 int cmd_run_line(cmd_env *e, const char *line, const char *where, char *msg, size_t cap);
 
+/* The longest line a command file, -x or a pipe on stdin may hold. */
+#define CMD_MAX_LINE (1 << 20)
+
 /* Run the lines of a file in order; stops at the first failing command or
- * at Ctrl-C.  Returns 0; -1 if the file cannot be read or was interrupted
+ * at Ctrl-C.  Only a regular file is read; a line longer than CMD_MAX_LINE,
+ * a NUL byte in a line or a read error stop it.  Returns 0; -1 if the file
+ * cannot be read (or that stopped it) or was interrupted
  * (msg says which; nothing was reported); -2 if a command failed (msg
  * holds the message that cmd_run_line already reported). */
 int cmd_run_file(cmd_env *e, const char *path, char *msg, size_t cap);

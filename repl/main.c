@@ -19,6 +19,7 @@
 #include "args.h"
 #include "session.h"
 #include "statefile.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -84,6 +86,23 @@ static void main_usage(FILE *f)
         "Inside, 'help' lists the commands and 'help CMD' shows one.\n");
 }
 
+/* Every exit of the program.  Under an address-space limit (ulimit -v)
+ * OpenBLAS's worker threads can be stuck retrying the allocation of their
+ * buffers, and its library destructor waits for them forever; there the
+ * program flushes its output and leaves without running destructors.
+ * Otherwise exit() as usual (LeakSanitizer and the emulator's leak check
+ * run at exit). */
+static void main_exit(int code) __attribute__((noreturn));
+static void main_exit(int code)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        fflush(NULL);
+        _exit(code);
+    }
+    exit(code);
+}
+
 /* One line on stderr, then exit with status code. */
 static void main_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static void main_die(int code, const char *fmt, ...)
@@ -94,7 +113,7 @@ static void main_die(int code, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    exit(code);
+    main_exit(code);
 }
 
 /* value of an option given as "--opt VAL" or "--opt=VAL" */
@@ -145,10 +164,10 @@ static void main_parse(int argc, char **argv, main_opts *o)
             o->threads = (int)t;
         } else if (!strcmp(a, "--version")) {
             printf("metastate %s\n", MS_VERSION);
-            exit(0);
+            main_exit(0);
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             main_usage(stdout);
-            exit(0);
+            main_exit(0);
         } else {
             main_die(2, "unknown option '%s' (try --help)", arg_quote(a, q, sizeof q));
         }
@@ -346,9 +365,12 @@ static void main_rl_end(char *hist)
     free(hist);
 }
 
-/* the line-mode loop; returns when the user quits or input ends */
-static void main_interactive(cmd_env *e)
+/* the line-mode loop; returns when the user quits or input ends: 0, or 1
+ * when stdin could not be read as lines (one line says why) */
+static int main_interactive(cmd_env *e)
 {
+    int status = 0;
+    long lineno = 0;
     int tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     char msg[1024];
     char *last_step = NULL;   /* an empty line repeats the last `step` */
@@ -372,9 +394,15 @@ static void main_interactive(cmd_env *e)
             main_in_readline = 0;
             if (!line) { putchar('\n'); break; }
         } else {
-            ssize_t n = getline(&buf, &cap, stdin);
-            if (n < 0) break;
-            while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
+            size_t n;
+            ms_err err;
+            int got = ms_read_line(stdin, "stdin", &lineno, CMD_MAX_LINE, &buf, &cap, &n, &err);
+            if (got == 0) break;
+            if (got < 0) {
+                fprintf(stderr, "metastate: %s\n", err.msg);
+                status = 1;
+                break;
+            }
             line = buf;
         }
         const char *run = line;
@@ -397,6 +425,7 @@ static void main_interactive(cmd_env *e)
     free(buf);
     free(last_step);
     main_rl_end(hist);
+    return status;
 }
 
 /* The full-screen view with the -c/-x actions run inside it.  Returns 0,
@@ -418,6 +447,9 @@ static int main_tui(cmd_env *e, const main_opts *o)
 
 int main(int argc, char **argv)
 {
+    /* a write past the file-size limit (ulimit -f) fails with EFBIG and one
+     * line instead of killing the program */
+    signal(SIGXFSZ, SIG_IGN);
     main_opts o;
     main_parse(argc, argv, &o);
     if (o.threads) ms_set_threads(o.threads);
@@ -464,7 +496,7 @@ int main(int argc, char **argv)
             break;
         }
     }
-    if (!o.batch && !e.quit && status == 0) main_interactive(&e);
+    if (!o.batch && !e.quit && status == 0) status = main_interactive(&e);
 
     cJSON_Delete(ot.obj);
     cmdv_free(&e);
@@ -473,5 +505,5 @@ int main(int argc, char **argv)
     free(model);
     free(exe_dir);
     free(o.acts);
-    return status;
+    main_exit(status);
 }

@@ -73,7 +73,9 @@ void out_end(out *o)
     o->obj = NULL;
 }
 
-void out_end_err(out *o, const char *msg)
+void out_end_err(out *o, const char *msg) { out_end_err2(o, msg, 1); }
+
+void out_end_err2(out *o, const char *msg, int print_text)
 {
     if (o->json) {
         cJSON_Delete(o->obj);
@@ -85,7 +87,8 @@ void out_end_err(out *o, const char *msg)
     } else {
         out_endline(o);
         fflush(stdout);
-        if (o->color) fprintf(stderr, "\033[31m%s\033[0m\n", msg);
+        if (!print_text) {
+        } else if (o->color) fprintf(stderr, "\033[31m%s\033[0m\n", msg);
         else fprintf(stderr, "%s\n", msg);
         fflush(stderr);
     }

@@ -34,6 +34,9 @@ void out_raw(out *o, const char *s, size_t len);
 /* End the current command: ok, or failed with a one-line message. */
 void out_end(out *o);
 void out_end_err(out *o, const char *msg);
+/* The same; print_text 0: in text mode the line is not printed (it was
+ * already, by an inner command), JSON mode still ends with the object. */
+void out_end_err2(out *o, const char *msg, int print_text);
 
 /* Add bytes as a JSON string, invalid UTF-8 and NULs replaced by U+FFFD,
  * so that the output always parses. */

@@ -20,6 +20,8 @@
 #include "cmd_view.h"
 #include "termdraw.h"
 #include "view.h"
+#include "commands.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -577,17 +579,24 @@ static int tui_run_cmd(tui *t, const char *line, int echo)
 
 static int tui_tour_open(tui *t, const char *path)
 {
-    FILE *f = fopen(path, "r");
+    ms_err err;
+    FILE *f = ms_fopen_read(path, "command file", &err);
     if (!f) {
-        vz_log_addf(t->log, VZ_LOG_ERR, "-x %s: %s", path, strerror(errno));
+        vz_log_addf(t->log, VZ_LOG_ERR, "-x %s", err.msg);
         return -1;
     }
     char *l = NULL;
-    size_t cap = 0;
-    int steps = 0;
-    while (getline(&l, &cap, f) >= 0)
+    size_t cap = 0, n;
+    long lineno = 0;
+    int steps = 0, got;
+    while ((got = ms_read_line(f, path, &lineno, CMD_MAX_LINE, &l, &cap, &n, &err)) > 0)
         if (!strncmp(l, "#>", 2)) steps++;
     free(l);
+    if (got < 0) {
+        vz_log_addf(t->log, VZ_LOG_ERR, "-x %s", err.msg);
+        fclose(f);
+        return -1;
+    }
     rewind(f);
     t->tour = f;
     t->tour_steps = steps;
@@ -614,11 +623,18 @@ static void tui_tour_end(tui *t, const char *why)
 static void tui_tour_go(tui *t)
 {
     char *l = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while (t->tour && !t->tour_paused && !t->e->quit && (n = getline(&l, &cap, t->tour)) >= 0) {
+    size_t cap = 0, n;
+    long lineno = t->tour_line;
+    ms_err err;
+    int got;
+    while (t->tour && !t->tour_paused && !t->e->quit &&
+           (got = ms_read_line(t->tour, t->tour_name, &lineno, CMD_MAX_LINE, &l, &cap, &n, &err)) != 0) {
+        if (got < 0) {
+            vz_log_addf(t->log, VZ_LOG_ERR, "-x %s", err.msg);
+            tui_tour_end(t, "stopped: the file could not be read");
+            break;
+        }
         t->tour_line++;
-        while (n > 0 && (l[n - 1] == '\n' || l[n - 1] == '\r')) l[--n] = 0;
         if (!strncmp(l, "#>", 2)) {
             const char *s = l + 2;
             while (*s == ' ') s++;

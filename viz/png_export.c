@@ -6,6 +6,7 @@
  * general image writer.
  */
 #include "png_export.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,47 +41,40 @@ static void put_rgb(unsigned char *p, uint32_t c)
     p[2] = (unsigned char)c;
 }
 
-/* fsync the directory holding path, so the rename itself is durable; a
- * failure here is not reported (the file is complete either way). */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) strcpy(dir, ".");
-    else if (slash == path) strcpy(dir, "/");
-    else {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir) return;
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return;
-    fsync(fd);
-    close(fd);
-}
-
 /* Rows of an image come from a callback: row y (W pixels, RGB) into `row`. */
 typedef void (*row_fn)(void *ctx, int y, unsigned char *row);
 
-/* The libpng part: write a W×H image to f.  Returns 0 or -1 (err set). */
-static int encode(FILE *f, int W, int H, const char *comment, row_fn rows, void *ctx,
-                  unsigned char *row, ms_err *err)
+/* libpng's output goes to the atomic writer of fileio.h; the first failure
+ * (its one line names the file and the cause) is kept and libpng stopped. */
+typedef struct { ms_wfile *w; ms_err *err; int failed; } png_out;
+
+static void on_png_write(png_structp png, png_bytep data, png_size_t len)
 {
+    png_out *po = png_get_io_ptr(png);
+    if (!po->failed && ms_wfile_write(po->w, data, len, po->err) != 0) po->failed = 1;
+    if (po->failed) png_longjmp(png, 1);
+}
+
+static void on_png_flush(png_structp png) { (void)png; }
+
+/* The libpng part: write a W×H image.  Returns 0 or -1 (err set). */
+static int encode(png_out *po, int W, int H, const char *comment, row_fn rows, void *ctx, unsigned char *row)
+{
+    ms_err *err = po->err;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, on_png_error,
                                               on_png_warning);
-    if (!png) { ms_seterr(err, "libpng: cannot create the writer"); return -1; }
+    if (!png) { ms_seterr(err, "%s: libpng: cannot create the writer", ms_wfile_path(po->w)); return -1; }
     png_infop info = png_create_info_struct(png);
     if (!info) {
         png_destroy_write_struct(&png, NULL);
-        ms_seterr(err, "libpng: cannot create the info struct");
+        ms_seterr(err, "%s: libpng: cannot create the info struct", ms_wfile_path(po->w));
         return -1;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         return -1;
     }
-    png_init_io(png, f);
+    png_set_write_fn(png, po, on_png_write, on_png_flush);
     png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_text text[2];
@@ -102,66 +96,31 @@ static int encode(FILE *f, int W, int H, const char *comment, row_fn rows, void 
     return 0;
 }
 
-/* Write a W×H image to path through a temporary file beside it, fsync'd and
- * renamed.  Returns 0 or -1 with err; path is left as it was on failure. */
+/* Write a W×H image to path under the writers' policy (fileio.h).  Returns
+ * 0 or -1 with err; path is left as it was on failure. */
 static int write_atomic(const char *path, int W, int H, const char *comment, row_fn rows, void *ctx,
                         ms_err *err)
 {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
     unsigned char *row = malloc((size_t)W * 3);
-    if (!tmp || !row) {
-        free(tmp); free(row);
+    if (!row) {
         ms_seterr(err, "%s: out of memory", path);
         return -1;
     }
-    memcpy(tmp, path, plen);
-    strcpy(tmp + plen, ".tmp.XXXXXX");
     int rc = -1;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        ms_seterr(err, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        goto out;
+    ms_wfile *w = ms_wfile_open(path, err);
+    if (w) {
+        png_out po = { w, err, 0 };
+        if (encode(&po, W, H, comment, rows, ctx, row) == 0) {
+            rc = ms_wfile_commit(w, err);
+        } else {
+            if (!po.failed) {   /* libpng's own error: name the file */
+                char m[sizeof err->msg];
+                snprintf(m, sizeof m, "%s", err->msg);
+                ms_seterr(err, "%s: %s; nothing was written", path, m);
+            }
+            ms_wfile_abort(w);
+        }
     }
-    fchmod(fd, 0644);   /* mkstemp makes 0600; an image is for sharing */
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        ms_seterr(err, "%s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (encode(f, W, H, comment, rows, ctx, row, err) != 0) {
-        fclose(f);
-        unlink(tmp);
-        goto out;
-    }
-    if (fflush(f) != 0 || ferror(f)) {
-        ms_seterr(err, "%s: write failed: %s", tmp, strerror(errno));
-        fclose(f);
-        unlink(tmp);
-        goto out;
-    }
-    if (fsync(fileno(f)) != 0) {
-        ms_seterr(err, "%s: fsync failed: %s", tmp, strerror(errno));
-        fclose(f);
-        unlink(tmp);
-        goto out;
-    }
-    if (fclose(f) != 0) {
-        ms_seterr(err, "%s: close failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        ms_seterr(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    sync_dir(path);
-    rc = 0;
-out:
-    free(tmp);
     free(row);
     return rc;
 }
