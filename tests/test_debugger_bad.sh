@@ -137,7 +137,7 @@ bad "sweep of a head" "sweep patch takes a layer's heads as L.\* (L from 0 to 11
     'sweep patch L0.H0 from keep'
 bad "export format" "'x.txt': the format comes from the extension: .csv, .npy or .png" 'export L0.H0 x.txt'
 mkdir -p "$T/dir.npy"
-bad "export onto a directory" "exists and is not a regular file" "export L0.H0 $T/dir.npy"
+bad "export onto a directory" "exists and is a directory; files are written only as regular files" "export L0.H0 $T/dir.npy"
 bad "undisplay unknown" "no display '3' (there are none)" 'undisplay 3'
 
 echo "test_debugger_bad: $n bad inputs, $fails failed"

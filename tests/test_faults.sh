@@ -4,9 +4,11 @@
 # 1. `save` onto a full file system (a 512 KiB tmpfs, root only, else
 #    skipped) and into a read-only place: the old file stays byte for byte
 #    and loads, one error line;
-# 2. SIGKILL at random moments of a loop of saves of a 1 MiB state: the file
-#    under the final name is always a whole one that loads (temporaries
-#    *.tmp.* may remain; counted);
+# 2. SIGKILL of a saver of a 1 MiB state that never stops (random moments)
+#    and of one stopped at a chosen point of the write: the file under the
+#    final name is always a whole one that loads, every kill landed during a
+#    save, and no temporary is left (one killed between link and rename is
+#    removed by the next save);
 # 3. a state file with one byte flipped in the data and in the header JSON:
 #    refused with one line, the session unchanged;
 # 4. the model file truncated, rewritten in place and replaced by rename
@@ -82,7 +84,14 @@ fi
 chmod 755 "$T/ro"
 
 echo "== 2. SIGKILL during save"
-# a 1 MiB state: 8 layers of 8 heads of 64x64
+# a 1 MiB state: 8 layers of 8 heads of 64x64.  Two kinds of kill, neither
+# of which depends on the machine's speed: (a) a saver that never stops (an
+# endless stream of `save` on its stdin) killed at random moments, so every
+# kill lands while it is saving; (b) a saver that stops itself at a chosen
+# point of the write (METASTATE_TEST_STOP_IN_WRITE, fileio.c), killed there:
+# with every byte written but nothing linked, and with the new file linked
+# under its temporary name but not yet renamed (the only moment a temporary
+# has a name; the next save of the same file removes it).
 if $PY scripts/make_random.py --layers 8 --embd 512 --heads 8 --head-size 64 --ptok 64 --sse-heads 2 --lora 8,8,8,8 \
         --vocab 256 --tokenizer bytes --seed 1 "$T/big.safetensors" >/dev/null 2>"$T/err"; then
     BIG=$T/big.safetensors
@@ -92,27 +101,56 @@ if $PY scripts/make_random.py --layers 8 --embd 512 --heads 8 --head-size 64 --p
     data() { $PY -c 'import sys,struct,hashlib; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]; print(hashlib.sha1(b[8+n:]).hexdigest())' "$1" 2>/dev/null; }
     dA=$(data "$T/A.st"); dB=$(data "$T/B.st")
     cp "$T/A.st" "$T/k/s.st"
-    saves=""; i=0; while [ $i -lt 150 ]; do saves="$saves -c 'save $T/k/s.st'"; i=$((i + 1)); done
-    r=0 whole=0 kills="" killed=0
+    # (a) 8 endless savers, alternating B and A content, killed 0.05-1.25 s into their saves
+    r=0 whole=0 kills="" landed=0 saved=0
     while [ $r -lt 8 ]; do
         r=$((r + 1))
-        [ $((r % 2)) = 1 ] && feed='feed bbb' || feed='feed aaa'   # alternate A and B content
-        [ $((r % 2)) = 1 ] && pre="-c 'feed aaa'" || pre=""
-        eval "\"\$MS\" \"\$BIG\" --batch $pre -c '$feed' $saves" >/dev/null 2>&1 &
-        pid=$!
-        d=$(awk -v s=$$$r 'BEGIN {srand(s); printf "%.2f", 0.15 + rand() * 1.2}')
+        [ $((r % 2)) = 1 ] && pre='feed aaa
+feed bbb' || pre='feed aaa'
+        rm -f "$T/saver.out"
+        { printf '%s\n' "$pre"; yes "save $T/k/s.st"; } | "$MS" "$BIG" >"$T/saver.out" 2>&1 &
+        pid=$!   # the pipeline's last process: metastate
+        # wait for its first block of "saved" lines (it is in its loop of saves), then a random moment
+        n=0; while [ ! -s "$T/saver.out" ] && [ $n -lt 600 ] && kill -0 $pid 2>/dev/null; do sleep 0.1; n=$((n + 1)); done
+        d=$(awk -v s=$$$r 'BEGIN {srand(s); printf "%.2f", 0.05 + rand() * 1.2}')
         sleep "$d"
-        kill -9 $pid 2>/dev/null && killed=$((killed + 1))
+        # it never ends by itself: a live process here means the kill lands mid-run
+        kill -0 $pid 2>/dev/null && kill -9 $pid 2>/dev/null && landed=$((landed + 1))
         wait $pid 2>/dev/null
         kills="$kills ${d}s"
+        saved=$((saved + $(grep -c '^saved ' "$T/saver.out")))
         dk=$(data "$T/k/s.st")
         if { [ "$dk" = "$dA" ] || [ "$dk" = "$dB" ]; } && loads "$T/k/s.st" "$BIG"; then whole=$((whole + 1)); fi
     done
-    tmps=$(ls "$T/k" | grep -c '^s\.st\.tmp\.')
-    others=$(ls "$T/k" | grep -v '^s\.st$' | grep -vc '^s\.st\.tmp\.')
-    [ $whole = 8 ] && [ "$others" = 0 ] && [ "$killed" -ge 6 ]
-    check $? "8 runs of 150 saves of a $(wc -c <"$T/A.st" | tr -d ' ')-byte state, kill -9 after$kills: $killed killed, \
-the file whole (tensor bytes = A or B) and loading $whole/8 times; $tmps temporaries s.st.tmp.* left, $others other files"
+    left=$(ls -a "$T/k" | grep -c '\.tmp\.')
+    others=$(ls "$T/k" | grep -vc '^s\.st$')
+    [ $whole = 8 ] && [ $landed = 8 ] && [ "$left" = 0 ] && [ "$others" = 0 ]
+    check $? "8 endless savers of a $(wc -c <"$T/A.st" | tr -d ' ')-byte state, kill -9 after their first saves +$kills: $landed of 8 landed \
+while saving ($saved saves done in all), the file whole (tensor bytes = A or B) and loading $whole/8 times, $left temporaries left"
+    # (b) a kill at a chosen point of one save
+    for at in data linked; do
+        cp "$T/A.st" "$T/k/s.st"
+        METASTATE_TEST_STOP_IN_WRITE=$at "$MS" "$BIG" --batch -c 'feed bbb' -c "save $T/k/s.st" >/dev/null 2>&1 &
+        pid=$!
+        n=0 st=""
+        while [ $n -lt 600 ]; do   # until it has stopped itself (state T), at most 60 s
+            st=$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)
+            [ "$st" = T ] && break
+            [ -z "$st" ] && break
+            sleep 0.1; n=$((n + 1))
+        done
+        kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+        dk=$(data "$T/k/s.st")
+        after=$(ls -a "$T/k" | grep -c '\.tmp\.')
+        # the next save (another process) leaves no temporary of the dead one
+        "$MS" "$BIG" --batch -c 'feed aaa' -c "save $T/k/s.st" >/dev/null 2>&1
+        left=$(ls -a "$T/k" | grep -c '\.tmp\.')
+        if [ $at = data ]; then want=0; else want=1; fi
+        [ "$st" = T ] && [ "$dk" = "$dA" ] && [ "$after" = $want ] && [ "$left" = 0 ] && [ "$(data "$T/k/s.st")" = "$dA" ] &&
+            loads "$T/k/s.st" "$BIG"
+        check $? "kill -9 of a save stopped at '$at' (state $st): the old file kept, $after temporar$([ "$after" = 1 ] && echo y || echo ies) \
+after the kill ($want expected: $([ $at = data ] && echo 'the data has no name yet' || echo 'linked, not yet renamed')), $left after the next save"
+    done
 else
     bad "SIGKILL during save: cannot make a bigger model: $(tail -1 "$T/err")"
 fi

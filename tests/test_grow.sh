@@ -189,7 +189,7 @@ expect_fail "multiple of 2E = 8" "$T/experts.safetensors" -c 'grow tokens 4'
 expect_fail "unknown growth" "$F" -c 'grow neurons 1'
 expect_fail "K must be" "$F" -c 'grow heads 0'
 expect_fail "no SSE head can be added" "$F" -c 'grow sse 1' -c 'grow sse 1'
-expect_fail "not a regular file" "$F" -c 'save-model /dev/null'
+expect_fail "is a character device; files are written only as regular files" "$F" -c 'save-model /dev/null'
 expect_fail "at most 3 arguments" "$F" -c 'grow heads 1 2 3'
 # a refused step changes nothing: the state file before and after is the same
 # (without --batch the commands after a failing one still run)
