@@ -496,6 +496,63 @@ cols_avx2(const void *M, ms_dtype dt, int in, int out, const float *x, float *y,
     cols_tail(M, dt, in, out, x, y, c0, c1);
 }
 
+/* Rows [r0, r1) of an (out, in) matrix for four vectors at once: each
+ * weight is loaded (and converted) once for the four, and each (row, vector)
+ * gets exactly row1_avx2's arithmetic (the even/odd accumulators, the hsum4
+ * lane, the scalar tail), so the results are bit for bit those of
+ * rows_avx2 / row1_avx2 on each vector alone. */
+static inline __attribute__((always_inline)) MS_AVX2 void
+rows4v_avx2(const void *W, ms_dtype dt, int in, const float *x0, const float *x1, const float *x2, const float *x3,
+            float *y0, float *y1, float *y2, float *y3, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        size_t b = (size_t)r * in;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        int j = 0;
+        for (; j + 16 <= in; j += 16) {
+            __m256 w0 = load8(W, b + j, dt), w1 = load8(W, b + j + 8, dt);
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + j), a0);
+            a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + j), a1);
+            a2 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + j), a2);
+            a3 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + j), a3);
+            c0 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + j + 8), c0);
+            c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + j + 8), c1);
+            c2 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x2 + j + 8), c2);
+            c3 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x3 + j + 8), c3);
+        }
+        if (j + 8 <= in) {
+            __m256 w0 = load8(W, b + j, dt);
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + j), a0);
+            a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + j), a1);
+            a2 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + j), a2);
+            a3 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + j), a3);
+            j += 8;
+        }
+        float t[4];
+        _mm_storeu_ps(t, hsum4(_mm256_add_ps(a0, c0), _mm256_add_ps(a1, c1), _mm256_add_ps(a2, c2),
+                               _mm256_add_ps(a3, c3)));
+        for (; j < in; j++) {
+            float wj = cvt1(W, b + j, dt);
+            t[0] += wj * x0[j];
+            t[1] += wj * x1[j];
+            t[2] += wj * x2[j];
+            t[3] += wj * x3[j];
+        }
+        y0[r] = t[0];
+        y1[r] = t[1];
+        y2[r] = t[2];
+        y3[r] = t[3];
+    }
+}
+
+static MS_AVX2 void rows4v_f32(const void *W, int in, const float *const *x, float *const *y, int r0, int r1)
+{ rows4v_avx2(W, MS_F32, in, x[0], x[1], x[2], x[3], y[0], y[1], y[2], y[3], r0, r1); }
+static MS_AVX2 void rows4v_f16(const void *W, int in, const float *const *x, float *const *y, int r0, int r1)
+{ rows4v_avx2(W, MS_F16, in, x[0], x[1], x[2], x[3], y[0], y[1], y[2], y[3], r0, r1); }
+static MS_AVX2 void rows4v_bf16(const void *W, int in, const float *const *x, float *const *y, int r0, int r1)
+{ rows4v_avx2(W, MS_BF16, in, x[0], x[1], x[2], x[3], y[0], y[1], y[2], y[3], r0, r1); }
+
 static MS_AVX2 void rows_avx2_f32(const void *W, int in, const float *x, float *y, int r0, int r1)
 { rows_avx2(W, MS_F32, in, x, y, r0, r1); }
 static MS_AVX2 void rows_avx2_f16(const void *W, int in, const float *x, float *y, int r0, int r1)
@@ -768,6 +825,90 @@ void ms_matvec(const ms_mat *W, const float *x, float *y)
     }
 #endif
     pool_run(mv_chunk, &job, nchunks, nt);
+}
+
+void ms_par_for(void (*fn)(void *arg, int k), void *arg, int n)
+{
+    pool_run(fn, arg, n, ms_kernels_get_threads());
+}
+
+/* ---- several vectors: Y[t] = W · X[t] ---------------------------------------
+ * Each weight block is read from memory once for all T vectors: the rows (or
+ * columns) are cut in blocks that stay in the L2 cache (about 128 KiB), and
+ * every vector's product is done on a block before the next block is
+ * touched.  Within a block each vector goes through do_part, the routine
+ * ms_matvec uses, and a row's (a column's) arithmetic does not depend on
+ * the block it is in (see row1_avx2, cols_wide), so Y[t] is bit for bit
+ * ms_matvec(W, X[t]).  With OpenBLAS's sgemv (F32 without AVX2, or the bench
+ * hook) it simply calls ms_matvec T times, for the same reason. */
+
+typedef struct {
+    const ms_mat *W;
+    const float *X;
+    float *Y;
+    size_t ldx, ldy;
+    int T, chunk;
+} mm_job;
+
+static void mm_chunk(void *arg, int k)
+{
+    const mm_job *j = arg;
+    const ms_mat *W = j->W;
+    int p0 = k * j->chunk, p1 = p0 + j->chunk;
+    if (p1 > W->out) p1 = W->out;
+    int t = 0;
+#if MS_X86
+    /* four vectors at a time where the kernel exists (row-stored, AVX2) */
+    if (!W->trans && use_avx2())
+        for (; t + 4 <= j->T; t += 4) {
+            const float *x[4];
+            float *y[4];
+            for (int i = 0; i < 4; i++) {
+                x[i] = j->X + (size_t)(t + i) * j->ldx;
+                y[i] = j->Y + (size_t)(t + i) * j->ldy;
+            }
+            if (W->dt == MS_F16) rows4v_f16(W->data, W->in, x, y, p0, p1);
+            else if (W->dt == MS_BF16) rows4v_bf16(W->data, W->in, x, y, p0, p1);
+            else rows4v_f32(W->data, W->in, x, y, p0, p1);
+        }
+#endif
+    for (; t < j->T; t++) do_part(W, j->X + (size_t)t * j->ldx, j->Y + (size_t)t * j->ldy, p0, p1);
+}
+
+void ms_matmat(const ms_mat *W, const float *X, size_t ldx, float *Y, size_t ldy, int T)
+{
+    int out = W->out, in = W->in;
+    if (T <= 0 || out <= 0) return;
+    if (in <= 0) {
+        for (int t = 0; t < T; t++) memset(Y + (size_t)t * ldy, 0, (size_t)out * sizeof(float));
+        return;
+    }
+    if (T == 1 || (W->dt == MS_F32 && (g_f32_blas || !use_avx2()) && blas_get())) {
+        for (int t = 0; t < T; t++) ms_matvec(W, X + (size_t)t * ldx, Y + (size_t)t * ldy);
+        return;
+    }
+    /* blocks: rows, a multiple of 16, about 128 KiB of weights; columns
+     * (trans), multiples of 64 with 64 x in weights about 128 KiB */
+    size_t per = (size_t)in * dt_size(W->dt);   /* bytes of one row (or one column) */
+    int chunk;
+    if (!W->trans) {
+        size_t rows = ((size_t)128 << 10) / (per ? per : 1);
+        chunk = (int)((rows + 15) & ~(size_t)15);
+        if (chunk < 16) chunk = 16;
+    } else {
+        size_t cols = ((size_t)128 << 10) / (per ? per : 1);
+        chunk = (int)((cols + 63) & ~(size_t)63);
+        if (chunk < 64) chunk = 64;
+    }
+    int nchunks = (out + chunk - 1) / chunk;
+    (void)use_avx2();   /* decide the ISA before the threads read g_isa */
+    mm_job job = { W, X, Y, ldx, ldy, T, chunk };
+    int nt = ms_kernels_get_threads();
+    if (nchunks < 2 || nt <= 1) {
+        for (int k = 0; k < nchunks; k++) mm_chunk(&job, k);
+        return;
+    }
+    pool_run(mm_chunk, &job, nchunks, nt);
 }
 
 /* ---- read bandwidth ------------------------------------------------------- */

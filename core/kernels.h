@@ -14,6 +14,16 @@
  * must not overlap. */
 void ms_matvec(const ms_mat *W, const float *x, float *y);
 
+/* fn(arg, k) for k in [0, n) on the kernels' thread pool (the caller
+ * included); returns when all are done.  Calls may run in any order and at
+ * once, so each k must touch its own data. */
+void ms_par_for(void (*fn)(void *arg, int k), void *arg, int n);
+
+/* Y[t] = W · X[t] for t in [0, T): X[t] at X + t*ldx (W->in floats), Y[t]
+ * at Y + t*ldy (W->out floats).  Reads each block of W once for all T
+ * vectors, and every Y[t] is bit for bit what ms_matvec(W, X[t]) gives. */
+void ms_matmat(const ms_mat *W, const float *X, size_t ldx, float *Y, size_t ldy, int T);
+
 /* Row `row` of a (rows, cols) matrix stored (out,in)=(rows,cols), converted to
  * fp32 into dst[cols] (used for the embedding lookup). */
 void ms_mat_row(const ms_mat *W, int row, float *dst);

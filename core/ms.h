@@ -162,6 +162,27 @@ void ms_ws_free(ms_ws *ws);
 int ms_step(const ms_model *m, ms_ws *ws, const float *state_in, float *state_out,
             int token, float *logits, const ms_observer *obs, ms_err *err);
 
+/* Many tokens at once (step_seq.c): every matrix product over all of them,
+ * so each weight is read once per chunk of max_rows tokens; the results are
+ * bit for bit those of ms_step token by token.  No observer (step with
+ * ms_step to watch the intermediates: the same numbers). */
+typedef struct ms_seq_ws ms_seq_ws;
+ms_seq_ws *ms_seq_ws_new(const ms_model *m, int max_rows);   /* NULL: out of memory */
+void ms_seq_ws_free(ms_seq_ws *w);
+int ms_seq_ws_rows(const ms_seq_ws *w);
+
+typedef enum { MS_SEQ_NONE, MS_SEQ_LAST, MS_SEQ_ALL } ms_seq_logits;
+/* Advance state (in place) by tokens[0..T-1] in order.  logits: NONE (may
+ * be NULL), LAST (vocab floats: after the last token) or ALL ((T, vocab):
+ * after each token).  0, or -1 for a token out of range (nothing stepped). */
+int ms_step_seq(const ms_model *m, ms_seq_ws *w, float *state, const int *tokens, int T, float *logits,
+                ms_seq_logits mode, ms_err *err);
+/* One token each for B independent states (in place): states[b] by
+ * tokens[b], logits (B, vocab) or NULL.  0, or -1 for a token out of range
+ * (nothing stepped).  The states must be distinct buffers. */
+int ms_step_batch(const ms_model *m, ms_seq_ws *w, float *const *states, const int *tokens, int B, float *logits,
+                  ms_err *err);
+
 /* Number of threads used by the kernels (OpenBLAS and our own). */
 void ms_set_threads(int n);
 int ms_get_threads(void);

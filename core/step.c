@@ -10,6 +10,7 @@
  */
 #include "ms.h"
 #include "kernels.h"
+#include "step_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -75,42 +76,6 @@ void ms_ws_free(ms_ws *ws)
     free(ws);
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-static void layer_norm(const float *x, float *y, const float *w, const float *b, int n, double eps)
-{
-    double mean = 0, var = 0;
-    for (int i = 0; i < n; i++) mean += x[i];
-    mean /= n;
-    for (int i = 0; i < n; i++) {
-        double d = x[i] - mean;
-        var += d * d;
-    }
-    var /= n;
-    /* normalise in double: (x - mean) cancels badly in fp32 when |mean| >> std */
-    double inv = 1.0 / sqrt(var + eps);
-    for (int i = 0; i < n; i++) y[i] = (float)(((double)x[i] - mean) * inv * w[i] + b[i]);
-}
-
-/* per-head GroupNorm of x (G groups of N) with per-channel affine */
-static void group_norm(const float *x, float *y, const float *w, const float *b, int G, int N, double eps)
-{
-    for (int h = 0; h < G; h++)
-        layer_norm(x + (size_t)h * N, y + (size_t)h * N, w + (size_t)h * N, b + (size_t)h * N, N, eps);
-}
-
-static void unit_per_head(const float *x, float *y, int G, int N)
-{
-    for (int h = 0; h < G; h++) {
-        const float *xi = x + (size_t)h * N;
-        double ss = 0;
-        for (int j = 0; j < N; j++) ss += (double)xi[j] * xi[j];
-        float nrm = (float)sqrt(ss);
-        if (nrm < 1e-12f) nrm = 1e-12f;
-        for (int j = 0; j < N; j++) y[(size_t)h * N + j] = xi[j] / nrm;
-    }
-}
-
 /* RWKV-7 TimeMix of layer i: reads ws->xa (normed input), updates att_x and
  * S in the state, leaves the output projection in ws->out. */
 static void time_mix(const ms_model *m, const ms_layer *L, int li, ms_ws *ws, float *att_x, float *S)
@@ -159,25 +124,7 @@ static void time_mix(const ms_model *m, const ms_layer *L, int li, ms_ws *ws, fl
     unit_per_head(ws->tmpA, ws->kk, H, N);
     for (int i = 0; i < A; i++) ws->k[i] = ws->k[i] * (1.0f + (ws->a[i] - 1.0f) * L->k_a[i]);
 
-    /* the WKV-7 update and read, per head; rows i = value index */
-    for (int h = 0; h < H; h++) {
-        float *Sh = S + (size_t)h * N * N;
-        const float *w = ws->w + h * N, *k = ws->k + h * N, *v = ws->v + h * N, *r = ws->r + h * N;
-        const float *kk = ws->kk + h * N, *a = ws->a + h * N;
-        float *bj = ws->tmpA + h * N;   /* kk_j * a_j */
-        for (int j = 0; j < N; j++) bj[j] = kk[j] * a[j];
-        for (int i = 0; i < N; i++) {
-            float *row = Sh + (size_t)i * N;
-            float sa = 0;
-            for (int j = 0; j < N; j++) sa -= kk[j] * row[j];
-            float vi = v[i], yi = 0;
-            for (int j = 0; j < N; j++) {
-                row[j] = row[j] * w[j] + vi * k[j] + sa * bj[j];
-                yi += row[j] * r[j];
-            }
-            ws->y[h * N + i] = yi;
-        }
-    }
+    wkv_update(S, ws->w, ws->k, ws->v, ws->r, ws->kk, ws->a, ws->tmpA, ws->y, H, N);
     group_norm(ws->y, ws->yo, L->lnx_w, L->lnx_b, H, N, 64e-5);
     for (int h = 0; h < H; h++) {
         float bonus = 0;
@@ -192,18 +139,7 @@ static void time_mix(const ms_model *m, const ms_layer *L, int li, ms_ws *ws, fl
  * e = GroupNorm(e_raw). */
 static void sse_read(const ms_model *m, const ms_layer *L, ms_ws *ws, const float *z, const float *S)
 {
-    const int N = m->cfg.head_size, Hs = m->cfg.sse_heads;
-    unit_per_head(z, ws->q, Hs, N);
-    for (int h = 0; h < Hs; h++) {
-        const float *Sh = S + (size_t)h * N * N, *q = ws->q + (size_t)h * N;
-        for (int i = 0; i < N; i++) {
-            const float *row = Sh + (size_t)i * N;
-            float acc = 0;
-            for (int j = 0; j < N; j++) acc += row[j] * q[j];
-            ws->e_raw[h * N + i] = acc;
-        }
-    }
-    group_norm(ws->e_raw, ws->e, L->sse_ln_w, L->sse_ln_b, Hs, N, 64e-5);
+    sse_read_rows(z, S, ws->q, ws->e_raw, ws->e, L->sse_ln_w, L->sse_ln_b, m->cfg.sse_heads, m->cfg.head_size);
 }
 
 /* Rows [r0, r0+rows) of W as a matrix of its own (W stored (out, in)), or,

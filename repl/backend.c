@@ -205,21 +205,43 @@ int sess_run_sequences(sess *s, long n, long len, const int *tok, int *pred, ms_
     const size_t SL = ms_state_len(c);
     const int V = c->vocab;
     if (!gpu_ready(s)) {
-        for (long q = 0; q < n; q++) {
-            memset(s->scratch_state, 0, SL * sizeof(float));
+        /* up to SESS_CPU_BATCH sequences at once through ms_step_batch (each
+         * weight read once per position for all of them; bit for bit the
+         * numbers of ms_step one sequence at a time) */
+        int B = n < SESS_CPU_BATCH ? (int)n : SESS_CPU_BATCH;
+        ms_seq_ws *w = ms_seq_ws_new(s->model, B);
+        float *st = malloc(sizeof(float) * SL * (size_t)B), *lg = malloc(sizeof(float) * (size_t)V * (size_t)B);
+        float **ptr = malloc(sizeof(float *) * (size_t)B);
+        int *tb = malloc(sizeof(int) * (size_t)B);
+        int rc = 0;
+        if (!w || !st || !lg || !ptr || !tb) {
+            ms_seterr(err, "out of memory for %d sequences at once", B);
+            rc = -1;
+        }
+        for (long q0 = 0; rc == 0 && q0 < n; q0 += B) {
+            int nb = (int)(n - q0 < B ? n - q0 : B);
+            memset(st, 0, SL * sizeof(float) * (size_t)nb);
+            for (int b = 0; b < nb; b++) ptr[b] = st + (size_t)b * SL;
             for (long i = 0; i < len; i++) {
                 if (sess_interrupted(s)) {
-                    ms_seterr(err, "interrupted after %ld of %ld sequences", q, n);
-                    return -1;
+                    ms_seterr(err, "interrupted after %ld of %ld sequences", q0, n);
+                    rc = -1;
+                    break;
                 }
-                size_t at = (size_t)q * len + i;
-                if (ms_step(s->model, s->ws, s->scratch_state, s->scratch_state, tok[at], s->scratch_logits, NULL,
-                            err) != 0)
-                    return -1;
-                pred[at] = ms_argmax(s->scratch_logits, V);
+                for (int b = 0; b < nb; b++) tb[b] = tok[(size_t)(q0 + b) * len + i];
+                if (ms_step_batch(s->model, w, ptr, tb, nb, lg, err) != 0) {
+                    rc = -1;
+                    break;
+                }
+                for (int b = 0; b < nb; b++) pred[(size_t)(q0 + b) * len + i] = ms_argmax(lg + (size_t)b * V, V);
             }
         }
-        return 0;
+        ms_seq_ws_free(w);
+        free(st);
+        free(lg);
+        free(ptr);
+        free(tb);
+        return rc;
     }
     sess_gpu *g = s->gpu;
     float *ptr[SESS_GPU_BATCH];

@@ -216,6 +216,7 @@ typedef struct {
  * agree to MODEL.md 8's tolerance, not bit for bit. */
 typedef struct sess_gpu sess_gpu;
 #define SESS_GPU_BATCH 64
+#define SESS_CPU_BATCH 64   /* sequences sess_run_sequences steps at once on the CPU (ms_step_batch) */
 /* Switch to the GPU: open libmscuda.so, check the device, upload the model.
  * -1 with one line in err (no library, no device, out of device memory);
  * the session then stays on the CPU. */
@@ -236,8 +237,9 @@ int sess_model_steps(sess *s, float *states, int B, const int *tokens, float *lo
  * CPU, else up to SESS_GPU_BATCH with at most ~64 MB of host copies. */
 int sess_batch_hint(const sess *s, size_t state_len);
 /* n sequences of len tokens (tok[q*len + i]), each from the zero state; the
- * argmax of the logits after every token into pred (same layout).  Uses
- * s->scratch_state on the CPU.  -1 with err, also when interrupted. */
+ * argmax of the logits after every token into pred (same layout).  On the
+ * CPU up to SESS_CPU_BATCH sequences go through ms_step_batch together (bit
+ * for bit ms_step's numbers).  -1 with err, also when interrupted. */
 int sess_run_sequences(sess *s, long n, long len, const int *tok, int *pred, ms_err *err);
 
 /* 1 once Ctrl-C asked long commands to stop (checked between tokens). */

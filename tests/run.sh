@@ -57,6 +57,11 @@ run golden-files make_goldens
 for m in A B B16 C D E E2; do
     run "golden-$m" $T/test_model golden "$G/$m.safetensors" "$G/$m.golden.safetensors"
 done
+# the sequence and batch steps against ms_step, bit for bit, on every golden model and the rwkv.cpp files
+for m in A B B16 C D E E2; do
+    run "seq-batch-$m" $T/test_model seq "$G/$m.safetensors"
+done
+run seq-batch-tiny-f16 $T/test_model seq tests/fixtures/tiny-rwkv-7v0-834K-FP16.bin
 run rwkv.cpp-tiny $T/test_model tiny tests/fixtures
 convert_tiny() {
     $PY scripts/bin_to_pth.py tests/fixtures/tiny-rwkv-7v0-834K-FP32.bin "$B/tmp/tiny.pth" >/dev/null &&

@@ -5,6 +5,8 @@
  *   golden MODEL GOLDEN   every step's logits and whole state vs the PyTorch
  *                         float64 reference (scripts/golden.py)
  *   same A B [TOL]        two files of one model give the same logits (64 tokens)
+ *   seq MODEL             ms_step_seq (chunks 1, 2, 7, 64) and ms_step_batch
+ *                         (1, 3, 64 states) equal ms_step token by token, bit for bit
  *   hs0 MODEL             a model with SSE heads whose Ks is zero equals the
  *                         same model run with Hs = 0 (plain RWKV-7), bit for bit
  *   broken MODEL TMPDIR   every kind of broken weight file is refused with one
@@ -12,6 +14,7 @@
  */
 #include "check.h"
 #include "ms.h"
+#include "kernels.h"
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -432,12 +435,121 @@ static int mode_broken_bin(const char *model, const char *dir)
     return check_done("broken-bin");
 }
 
+/* seq: ms_step_seq with chunks of 1, 2, 7 and 64 tokens, and ms_step_batch
+ * of 1, 3 and 64 states, against ms_step token by token: every state and
+ * every logit bit for bit (also with 1 thread and with the portable
+ * kernels).  The reference states and logits after each token come from
+ * ms_step; a batch starts from those states (so its rows differ). */
+static size_t bits_differ(const float *a, const float *b, size_t n)
+{
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) d += memcmp(a + i, b + i, 4) != 0;
+    return d;
+}
+
+static int mode_seq(const char *path)
+{
+    ms_model *m = load_or_die(path);
+    const ms_config *c = &m->cfg;
+    int T = 64, V = c->vocab, tok[64];
+    seq(tok, T, V, 5);
+    size_t SL = ms_state_len(c);
+    ms_err e;
+    /* the reference: state and logits after each token, from a non-zero start
+     * (the state after 3 tokens), so that att_x and ffn_x matter at row 0 */
+    ms_ws *ws = ms_ws_new(m);
+    float *st0 = calloc(SL, sizeof(float));
+    for (int i = 0; i < 3; i++) ms_step(m, ws, st0, st0, (tok[i] + 7) % V, NULL, NULL, &e);
+    float *ref_st = malloc(sizeof(float) * SL * (T + 1));
+    float *ref_lg = malloc(sizeof(float) * (size_t)V * T);
+    memcpy(ref_st, st0, sizeof(float) * SL);
+    for (int t = 0; t < T; t++) {
+        memcpy(ref_st + (t + 1) * SL, ref_st + t * SL, sizeof(float) * SL);
+        ms_step(m, ws, ref_st + (t + 1) * SL, ref_st + (t + 1) * SL, tok[t], ref_lg + (size_t)t * V, NULL, &e);
+    }
+    float *st = malloc(sizeof(float) * SL), *lg = malloc(sizeof(float) * (size_t)V * T);
+    const int chunks[] = { 1, 2, 7, 64 };
+    for (int pass = 0; pass < 3; pass++) {   /* 0: as set; 1: one thread; 2: portable kernels */
+        int old_threads = ms_get_threads(), old_scalar = 0;
+        if (pass == 1) ms_set_threads(1);
+        if (pass == 2) old_scalar = ms_kernels_force_scalar(1);
+        const char *how = pass == 0 ? "" : pass == 1 ? ", 1 thread" : ", portable kernels";
+        if (pass == 2) {   /* the reference with the portable kernels too */
+            memcpy(ref_st, st0, sizeof(float) * SL);
+            for (int t = 0; t < T; t++) {
+                memcpy(ref_st + (t + 1) * SL, ref_st + t * SL, sizeof(float) * SL);
+                ms_step(m, ws, ref_st + (t + 1) * SL, ref_st + (t + 1) * SL, tok[t], ref_lg + (size_t)t * V, NULL, &e);
+            }
+        }
+        for (size_t ci = 0; ci < sizeof chunks / sizeof chunks[0]; ci++) {
+            ms_seq_ws *w = ms_seq_ws_new(m, chunks[ci]);
+            /* all logits */
+            memcpy(st, st0, sizeof(float) * SL);
+            int rc = ms_step_seq(m, w, st, tok, T, lg, MS_SEQ_ALL, &e);
+            size_t ds = bits_differ(st, ref_st + (size_t)T * SL, SL), dl = bits_differ(lg, ref_lg, (size_t)V * T);
+            CHECK(rc == 0 && ds == 0 && dl == 0, "%s: seq of %d tokens in chunks of %d%s: %zu of %zu state floats, %zu of %zu "
+                  "logits differ in any bit from ms_step", path, T, chunks[ci], how, ds, SL, dl, (size_t)V * T);
+            /* in pieces of 5 and 1, the last logits only, and none */
+            memcpy(st, st0, sizeof(float) * SL);
+            size_t worst = 0;
+            int t = 0;
+            for (int piece = 0; t < T; piece++) {
+                int len = piece % 2 ? 1 : 5;
+                if (t + len > T) len = T - t;
+                rc |= ms_step_seq(m, w, st, tok + t, len, lg, piece % 3 ? MS_SEQ_LAST : MS_SEQ_NONE, &e);
+                t += len;
+                size_t d = bits_differ(st, ref_st + (size_t)t * SL, SL);
+                if (piece % 3) d += bits_differ(lg, ref_lg + (size_t)(t - 1) * V, (size_t)V);
+                if (d > worst) worst = d;
+            }
+            CHECK(rc == 0 && worst == 0, "%s: seq in pieces of 5 and 1 (last logits, none), chunks of %d%s: worst %zu floats "
+                  "differ in any bit after a piece", path, chunks[ci], how, worst);
+            ms_seq_ws_free(w);
+        }
+        /* batches: state b is the reference state after b tokens, stepped by tok[b] */
+        const int Bs[] = { 1, 3, 64 };
+        for (size_t bi = 0; bi < sizeof Bs / sizeof Bs[0]; bi++) {
+            int B = Bs[bi];
+            ms_seq_ws *w = ms_seq_ws_new(m, bi == 2 ? 16 : B);   /* 64 states in rows of 16 */
+            float *sts = malloc(sizeof(float) * SL * B), **sp = malloc(sizeof(float *) * B);
+            for (int b = 0; b < B; b++) {
+                memcpy(sts + (size_t)b * SL, ref_st + (size_t)b * SL, sizeof(float) * SL);
+                sp[b] = sts + (size_t)b * SL;
+            }
+            int rc = ms_step_batch(m, w, sp, tok, B, lg, &e);
+            size_t d = 0;
+            for (int b = 0; b < B; b++)
+                d += bits_differ(sp[b], ref_st + (size_t)(b + 1) * SL, SL) + bits_differ(lg + (size_t)b * V, ref_lg + (size_t)b * V, V);
+            CHECK(rc == 0 && d == 0, "%s: batch of %d states (rows of %d)%s: %zu floats of the states and logits differ in any "
+                  "bit from ms_step", path, B, ms_seq_ws_rows(w), how, d);
+            free(sts);
+            free(sp);
+            ms_seq_ws_free(w);
+        }
+        if (pass == 1) ms_set_threads(old_threads);
+        if (pass == 2) ms_kernels_force_scalar(old_scalar);
+    }
+    /* a token out of range: refused, nothing stepped */
+    memcpy(st, st0, sizeof(float) * SL);
+    ms_seq_ws *w = ms_seq_ws_new(m, 8);
+    int bad[3] = { tok[0], V, tok[1] };
+    int rc = ms_step_seq(m, w, st, bad, 3, NULL, MS_SEQ_NONE, &e);
+    CHECK(rc != 0 && bits_differ(st, st0, SL) == 0, "%s: a token out of range refused (%s), the state unchanged", path,
+          rc ? e.msg : "accepted");
+    ms_seq_ws_free(w);
+    free(st); free(lg); free(st0); free(ref_st); free(ref_lg);
+    ms_ws_free(ws);
+    ms_model_free(m);
+    return check_done("seq");
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && !strcmp(argv[1], "tiny")) return mode_tiny(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "golden")) return mode_golden(argv[2], argv[3]);
     if (argc >= 4 && !strcmp(argv[1], "same")) return mode_same(argv[2], argv[3], argc > 4 ? atof(argv[4]) : 0);
     if (argc >= 3 && !strcmp(argv[1], "hs0")) return mode_hs0(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "seq")) return mode_seq(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "experts")) return mode_experts(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "broken")) return mode_broken(argv[2], argv[3]);
     if (argc >= 4 && !strcmp(argv[1], "broken-bin")) return mode_broken_bin(argv[2], argv[3]);
