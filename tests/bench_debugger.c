@@ -16,6 +16,7 @@
  *
  *   bench_debugger [--part copies|goto|rss|all] [--runs R] [--tokens N] [--quick] TINY_MODEL
  */
+#include "bench.h"
 #include "session.h"
 
 #include <stdio.h>
@@ -23,19 +24,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double rss_mb(void)
 {

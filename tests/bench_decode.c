@@ -9,6 +9,7 @@
  *
  *   bench_decode [--threads N] [--runs R] [--tokens T] [--quick] [MODEL.bin|.safetensors ...]
  */
+#include "bench.h"
 #include "kernels.h"
 #include "ms.h"
 
@@ -16,19 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double bw_gbs;
 

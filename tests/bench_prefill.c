@@ -12,6 +12,7 @@
  *
  *   bench_prefill [--threads N] [--runs R] [--tokens T] [--quick]
  */
+#include "bench.h"
 #include "kernels.h"
 #include "ms.h"
 
@@ -20,25 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmpd);
-    return v[n / 2];
-}
 
 /* OpenBLAS sgemm GFLOP/s on an n^3 product, or 0 where it cannot be opened */
 static double sgemm_gflops(int n, int threads, int runs)

@@ -15,6 +15,7 @@
  *
  *   bench_view [--reps R] [--cpu]   (--cpu: the parts' columns in thread CPU time)
  */
+#include "bench.h"
 #include "kernels.h"
 #include "ms.h"
 #include "termdraw.h"
@@ -28,13 +29,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* CPU time of this thread: on a shared machine the wall time also counts
  * the time others held the CPU */
 static double cpu_now(void)
@@ -42,18 +36,6 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmpd);
-    return v[n / 2];
 }
 
 int main(int argc, char **argv)
