@@ -318,7 +318,7 @@ ms_wfile *ms_wfile_open(const char *path, ms_err *err)
     struct stat st;
     mode_t um = fio_umask();
     w->mode = 0666 & ~um;
-    if (fstatat(w->dfd, w->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) w->mode = st.st_mode & 07777;
+    if (fstatat(w->dfd, w->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) w->mode = st.st_mode & 0777;
     fio_clean_debris(w->dfd, w->base);
     /* O_TMPFILE needs /proc/self/fd to be linked without privilege */
     if (access("/proc/self/fd", X_OK) == 0) {
@@ -390,28 +390,6 @@ int ms_wfile_write(ms_wfile *w, const void *buf, size_t len, ms_err *err)
         len -= (size_t)k;
     }
     return 0;
-}
-
-int ms_wfile_printf(ms_wfile *w, ms_err *err, const char *fmt, ...)
-{
-    char small[512], *big = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) return fio_fail(w, err, "cannot format", EINVAL);
-    const char *s = small;
-    if ((size_t)n >= sizeof small) {
-        big = malloc((size_t)n + 1);
-        if (!big) return fio_fail(w, err, "cannot write", ENOMEM);
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        s = big;
-    }
-    int rc = ms_wfile_write(w, s, (size_t)n, err);
-    free(big);
-    return rc;
 }
 
 int ms_wfile_commit(ms_wfile *w, ms_err *err)

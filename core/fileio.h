@@ -82,9 +82,6 @@ ms_wfile *ms_wfile_open(const char *path, ms_err *err);
  * ms_wfile_commit reports it too). */
 int ms_wfile_write(ms_wfile *w, const void *buf, size_t len, ms_err *err);
 
-/* printf into the file (for text formats).  Returns 0 or -1 with err. */
-int ms_wfile_printf(ms_wfile *w, ms_err *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* The path being written (for messages). */
 const char *ms_wfile_path(const ms_wfile *w);
 
