@@ -15,6 +15,7 @@
 #ifndef MS_H
 #define MS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,8 @@
 /* A message buffer for errors: filled with one line, no trailing newline. */
 typedef struct { char msg[1024]; } ms_err;
 void ms_seterr(ms_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same with a va_list (for other printf-like error functions). */
+void ms_vseterr(ms_err *e, const char *fmt, va_list ap);
 /* src into dst (cap bytes); a line too long keeps its start and its end
  * (where the reason is) with " [...] " between them. */
 void ms_fit_line(char *dst, size_t cap, const char *src);

@@ -93,12 +93,15 @@ void ms_seq_ws_free(ms_seq_ws *w)
 
 int ms_seq_ws_rows(const ms_seq_ws *w) { return w->max_rows; }
 
-/* The rows' states: in a sequence every row uses the one state (seq = 1)
- * and row r's previous token is row r-1; in a batch row r has state st[r]. */
+/* The rows' states: in a sequence (st NULL) every row uses the one state
+ * `one` and row r's previous token is row r-1; in a batch row r has state
+ * st[r]. */
 typedef struct {
-    int seq;
-    float *const *st;              /* (R) the state of each row (all the same in a sequence) */
+    float *one;
+    float *const *st;
 } rows_of_state;
+
+static inline float *row_state(const rows_of_state *rs, int r) { return rs->st ? rs->st[r] : rs->one; }
 
 /* head h of the WKV-7 recurrence of layer li for all R rows, in order */
 typedef struct {
@@ -116,17 +119,20 @@ static void wkv_head(void *arg, int h)
     const int N = c->head_size;
     const size_t sA = w->A, sS = w->SS, o = (size_t)h * N, hs = (size_t)N * N;
     for (int r = 0; r < j->R; r++) {
-        float *S = ms_state_S(c, j->rs->st[r], j->li) + o * N;
+        float *S = ms_state_S(c, row_state(j->rs, r), j->li) + o * N;
         wkv_update(S, w->w + r * sA + o, w->k + r * sA + o, w->v + r * sA + o, w->r + r * sA + o, w->kk + r * sA + o,
                    w->a + r * sA + o, w->tA + r * sA + o, w->y + r * sA + o, 1, N);
         if (h < c->sse_heads) memcpy(w->snap + r * sS + h * hs, S, sizeof(float) * hs);
     }
 }
 
-/* R rows (tokens) through every layer; the logits of row r into lrow[r]
- * where that is not NULL (lrow NULL: none). */
+/* Which rows' logits step_rows computes: none, the last row's (into
+ * logits), or every row's (row r into logits + r * vocab). */
+typedef enum { ROWS_NONE, ROWS_LAST, ROWS_ALL } rows_logits;
+
+/* R rows (tokens) through every layer, and the logits `want` asks for. */
 static void step_rows(const ms_model *m, ms_seq_ws *w, const rows_of_state *rs, const int *tokens, int R,
-                      float *const *lrow)
+                      float *logits, rows_logits want)
 {
     const ms_config *c = &m->cfg;
     const int C = c->n_embd, A = c->dim_att, H = c->n_head, N = c->head_size, Hs = c->sse_heads, n = c->n_ptok;
@@ -141,7 +147,7 @@ static void step_rows(const ms_model *m, ms_seq_ws *w, const rows_of_state *rs, 
         for (int r = 0; r < R; r++) layer_norm(w->x + r * sC, w->xa + r * sC, L->ln1_w, L->ln1_b, C, 1e-5);
         for (int r = 0; r < R; r++) {
             const float *xa = w->xa + r * sC;
-            const float *prev = rs->seq && r > 0 ? w->xa + (r - 1) * sC : ms_state_att_x(c, rs->st[r], li);
+            const float *prev = !rs->st && r > 0 ? w->xa + (r - 1) * sC : ms_state_att_x(c, row_state(rs, r), li);
             float *xr = w->xr + r * sC, *xw = w->xw + r * sC, *xk = w->xk + r * sC, *xv = w->xv + r * sC;
             float *xx = w->xx + r * sC, *xg = w->xg + r * sC;
             for (int i = 0; i < C; i++) {
@@ -156,7 +162,7 @@ static void step_rows(const ms_model *m, ms_seq_ws *w, const rows_of_state *rs, 
         }
         /* att_x after the chunk: the last row's normed input (each row's own in a batch) */
         for (int r = 0; r < R; r++)
-            if (!rs->seq || r == R - 1) memcpy(ms_state_att_x(c, rs->st[r], li), w->xa + r * sC, sizeof(float) * (size_t)C);
+            if (rs->st || r == R - 1) memcpy(ms_state_att_x(c, row_state(rs, r), li), w->xa + r * sC, sizeof(float) * (size_t)C);
         ms_matmat(&L->Wr, w->xr, sC, w->r, sA, R);
         ms_matmat(&L->Wk, w->xk, sC, w->k, sA, R);
         ms_matmat(&L->Wv, w->xv, sC, w->v, sA, R);
@@ -225,7 +231,7 @@ static void step_rows(const ms_model *m, ms_seq_ws *w, const rows_of_state *rs, 
         for (int r = 0; r < R; r++) layer_norm(w->x + r * sC, w->xa + r * sC, L->ln2_w, L->ln2_b, C, 1e-5);
         for (int r = 0; r < R; r++) {
             const float *xa = w->xa + r * sC;
-            const float *prev = rs->seq && r > 0 ? w->xa + (r - 1) * sC : ms_state_ffn_x(c, rs->st[r], li);
+            const float *prev = !rs->st && r > 0 ? w->xa + (r - 1) * sC : ms_state_ffn_x(c, row_state(rs, r), li);
             float *z = w->xr + r * sC;
             for (int i = 0; i < C; i++) {
                 float d = prev[i] - xa[i];
@@ -233,7 +239,7 @@ static void step_rows(const ms_model *m, ms_seq_ws *w, const rows_of_state *rs, 
             }
         }
         for (int r = 0; r < R; r++)
-            if (!rs->seq || r == R - 1) memcpy(ms_state_ffn_x(c, rs->st[r], li), w->xa + r * sC, sizeof(float) * (size_t)C);
+            if (rs->st || r == R - 1) memcpy(ms_state_ffn_x(c, row_state(rs, r), li), w->xa + r * sC, sizeof(float) * (size_t)C);
         ms_matmat(&L->Kz, w->xr, sC, w->s, sn, R);
         if (Hs > 0) {
             for (int r = 0; r < R; r++)
@@ -252,24 +258,11 @@ static void step_rows(const ms_model *m, ms_seq_ws *w, const rows_of_state *rs, 
         for (int r = 0; r < R; r++)
             for (int i = 0; i < C; i++) w->x[r * sC + i] += w->out[r * sC + i];
     }
-    if (!lrow) return;
-    /* the head over the rows that want logits, packed; consecutive places
-     * (a whole chunk of a sequence, a batch) in one product */
-    int k = 0, first = -1, dense = 1;
-    size_t V = (size_t)c->vocab;
-    for (int r = 0; r < R; r++) {
-        if (!lrow[r]) continue;
-        if (first < 0) first = r;
-        else if (lrow[r] != lrow[first] + (size_t)k * V) dense = 0;
-        layer_norm(w->x + r * sC, w->hx + (size_t)k++ * sC, m->lnout_w, m->lnout_b, C, 1e-5);
-    }
-    if (!k) return;
-    if (dense) {
-        ms_matmat(&m->head, w->hx, sC, lrow[first], V, k);
-        return;
-    }
-    for (int r = 0, j = 0; r < R; r++)
-        if (lrow[r]) ms_matmat(&m->head, w->hx + (size_t)j++ * sC, sC, lrow[r], V, 1);
+    if (want == ROWS_NONE || !logits) return;
+    int r0 = want == ROWS_ALL ? 0 : R - 1;
+    for (int r = r0; r < R; r++)
+        layer_norm(w->x + r * sC, w->hx + (size_t)(r - r0) * sC, m->lnout_w, m->lnout_b, C, 1e-5);
+    ms_matmat(&m->head, w->hx, sC, logits, (size_t)c->vocab, R - r0);
 }
 
 static int check_tokens(const ms_config *c, const int *tokens, int n, ms_err *err)
@@ -291,37 +284,21 @@ int ms_step_seq(const ms_model *m, ms_seq_ws *w, float *state, const int *tokens
     if (T <= 0) return 0;
     if (check_tokens(c, tokens, T, err)) return -1;
     size_t V = (size_t)c->vocab;
+    if (!logits) mode = MS_SEQ_NONE;
     if (uses_experts(c)) {   /* token by token: the same numbers */
         for (int t = 0; t < T; t++) {
-            float *lg = !logits ? NULL : mode == MS_SEQ_ALL ? logits + (size_t)t * V : t == T - 1 ? logits : NULL;
-            if (mode == MS_SEQ_NONE) lg = NULL;
+            float *lg = mode == MS_SEQ_ALL ? logits + (size_t)t * V : mode == MS_SEQ_LAST && t == T - 1 ? logits : NULL;
             if (ms_step(m, w->one, state, state, tokens[t], lg, NULL, err)) return -1;
         }
         return 0;
     }
-    float **sts = malloc(sizeof(float *) * (size_t)w->max_rows);
-    float **lrow = calloc((size_t)w->max_rows, sizeof(float *));
-    if (!sts || !lrow) {
-        free(sts);
-        free(lrow);
-        ms_seterr(err, "out of memory");
-        return -1;
-    }
-    for (int i = 0; i < w->max_rows; i++) sts[i] = state;
-    rows_of_state rs = { 1, sts };
+    rows_of_state rs = { state, NULL };
     for (int t0 = 0; t0 < T; t0 += w->max_rows) {
         int R = T - t0 < w->max_rows ? T - t0 : w->max_rows;
-        int any = 0;
-        for (int r = 0; r < R; r++) {
-            lrow[r] = NULL;
-            if (logits && mode == MS_SEQ_ALL) lrow[r] = logits + (size_t)(t0 + r) * V;
-            else if (logits && mode == MS_SEQ_LAST && t0 + r == T - 1) lrow[r] = logits;
-            any |= lrow[r] != NULL;
-        }
-        step_rows(m, w, &rs, tokens + t0, R, any ? lrow : NULL);
+        if (mode == MS_SEQ_ALL) step_rows(m, w, &rs, tokens + t0, R, logits + (size_t)t0 * V, ROWS_ALL);
+        else if (mode == MS_SEQ_LAST && t0 + R == T) step_rows(m, w, &rs, tokens + t0, R, logits, ROWS_LAST);
+        else step_rows(m, w, &rs, tokens + t0, R, NULL, ROWS_NONE);
     }
-    free(sts);
-    free(lrow);
     return 0;
 }
 
@@ -338,17 +315,10 @@ int ms_step_batch(const ms_model *m, ms_seq_ws *w, float *const *states, const i
                 return -1;
         return 0;
     }
-    float **lrow = malloc(sizeof(float *) * (size_t)w->max_rows);
-    if (!lrow) {
-        ms_seterr(err, "out of memory");
-        return -1;
-    }
     for (int b0 = 0; b0 < B; b0 += w->max_rows) {
         int R = B - b0 < w->max_rows ? B - b0 : w->max_rows;
-        for (int r = 0; r < R; r++) lrow[r] = logits ? logits + (size_t)(b0 + r) * V : NULL;
-        rows_of_state rs = { 0, states + b0 };
-        step_rows(m, w, &rs, tokens + b0, R, logits ? lrow : NULL);
+        rows_of_state rs = { NULL, states + b0 };
+        step_rows(m, w, &rs, tokens + b0, R, logits ? logits + (size_t)b0 * V : NULL, logits ? ROWS_ALL : ROWS_NONE);
     }
-    free(lrow);
     return 0;
 }

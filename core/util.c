@@ -13,22 +13,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ms_seterr(ms_err *e, const char *fmt, ...)
+void ms_vseterr(ms_err *e, const char *fmt, va_list ap)
 {
     if (!e) return;
-    va_list ap;
-    va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
     char *full = NULL;
     int n = vasprintf(&full, fmt, ap);
-    va_end(ap);
     if (n < 0) {   /* no memory for the long form: the plain cut */
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-        va_end(ap);
-        return;
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap2);
+    } else {
+        ms_fit_line(e->msg, sizeof e->msg, full);
+        free(full);
     }
-    ms_fit_line(e->msg, sizeof e->msg, full);
-    free(full);
+    va_end(ap2);
+}
+
+void ms_seterr(ms_err *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ms_vseterr(e, fmt, ap);
+    va_end(ap);
 }
 
 void ms_fit_line(char *dst, size_t cap, const char *src)

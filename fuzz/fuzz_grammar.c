@@ -22,7 +22,7 @@ static unsigned gr_pick(gr_in *g, unsigned k) { return k ? gr_byte(g) % k : 0; }
 
 static const char *const gr_files[] = {
     "model.safetensors", "small.safetensors", "experts.safetensors", "fifo", "dir", "link", "dangling",
-    "dir/x.st", "a.st", "b.st", "c.npy", "d.csv", "e.png", "f.txt", "rec.ms", "nowhere", "a.st.tmp.1.abcdef",
+    "a.st", "b.st", "c.npy", "d.csv", "e.png", "f.txt", "rec.ms", "nowhere", "a.st.tmp.1.abcdef",
 };
 static const char *const gr_models[] = { "model.safetensors", "small.safetensors", "experts.safetensors" };
 static const char *const gr_names[] = { "a", "b", "c", "now", "main", "k1", "x" };

@@ -181,7 +181,7 @@ int cmd_grow(cmd_call *c)
     const char *what = ms_grow_op_name(op);
     if (!(r.logit <= GROW_TOL)) {
         ms_model_free(nm);
-        return cmd_fail(c, "BUG: grow %s %ld would change the logits by %.3g at %s (MODEL.md 3.3 allows at most "
+        return cmd_fail(c, "BUG: grow %s %ld would change the logits by %.3g at %s (growing may change them by at most "
                        "%g); nothing was changed -- please report this with the model and the command", what, k,
                        r.logit, r.where, GROW_TOL);
     }

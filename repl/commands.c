@@ -44,17 +44,8 @@ int cmd_fail(cmd_call *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *full = NULL;
-    int n = vasprintf(&full, fmt, ap);
+    ms_vseterr(c->err, fmt, ap);
     va_end(ap);
-    if (n >= 0) {
-        ms_fit_line(c->err->msg, sizeof c->err->msg, full);
-        free(full);
-    } else {
-        va_start(ap, fmt);
-        vsnprintf(c->err->msg, sizeof c->err->msg, fmt, ap);
-        va_end(ap);
-    }
     return -1;
 }
 
@@ -1191,7 +1182,7 @@ static const cmd_def cmd_defs[] = {
       "when either has none), summed in double term by term, each term >= 0.  A branch means its\n"
       "current point." },
     { "grow", "tokens M [SEED] | sse K | heads K [SEED]", 2, 3, 0, "-", cmd_grow,
-      "grow the model and every stored state, keeping the logits (MODEL.md 3.3)" },
+      "grow the model and every stored state, keeping the logits (within 1e-5)" },
     { "save-model", "PATH", 1, 1, 0, "f", cmd_save_model, "write the (grown) model as .safetensors" },
     { "task", "NAME [LEN] [N] [SEED] [--dump PATH]", 1, 6, 0, "-", cmd_task,
       "accuracy by position bucket on N generated sequences (parity, s3, s5, modcount-K; 64 100 0)" },

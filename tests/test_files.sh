@@ -86,7 +86,11 @@ check $? "-x of a 2.2 MB line: exit $rc, one line: $(first)"
 
 echo "== 2. writers given a link or what is not a regular file"
 echo precious >victim.txt
-ln -s victim.txt l-file; ln -s /dev/null l-null; ln -s dir l-dir; ln -s nowhere l-dangling
+# each kind of target, also under the names the exporters need (.npy, .csv, .png)
+for ext in "" .npy .csv .png; do
+    ln -s victim.txt l-file$ext; ln -s /dev/null l-null$ext; ln -s dir l-dir$ext; ln -s nowhere l-dangling$ext
+    [ -n "$ext" ] && mkdir dir$ext && mkfifo fifo$ext
+done
 # each writer, with what it needs before it
 writer_cmds() { # NAME TARGET: prints the -c arguments
     case $1 in
@@ -104,12 +108,12 @@ for wr in save save-model npy csv png save-logits record task; do
     model=$M; [ $wr = task ] && model=$W
     ext=; case $wr in npy) ext=.npy ;; csv) ext=.csv ;; png) ext=.png ;; esac
     for tg in l-file l-null l-dir l-dangling dir fifo /dev/null; do
-        t=$tg; [ -n "$ext" ] && { [ -e "$tg$ext" ] || [ -L "$tg$ext" ] || { [ -L "$tg" ] && ln -s "$(readlink "$tg")" "$tg$ext"; } || { [ -d "$tg" ] && mkdir "$tg$ext"; } || { [ -p "$tg" ] && mkfifo "$tg$ext"; }; t=$tg$ext; }
-        [ "$tg" = /dev/null ] && [ -n "$ext" ] && continue
+        [ "$tg" = /dev/null ] && [ -n "$ext" ] && continue   # an exporter needs its extension
+        t=$tg$ext
         runs "timeout 20 '$MS' '$model' --batch $(writer_cmds $wr "$t")"
         unchanged=0
         [ "$(cat victim.txt)" = precious ] && [ ! -e nowhere ] && [ -L l-file ] && [ -L l-null ] && [ -d dir ] && [ -p fifo ] && \
-            [ "$(ls dir | wc -l)" = 0 ] && [ -c /dev/null ] && unchanged=1
+            [ "$(find dir dir.npy dir.csv dir.png -mindepth 1 | wc -l)" = 0 ] && [ -c /dev/null ] && unchanged=1
         [ "$rc" = 1 ] && one_line && [ $unchanged = 1 ] && [ "$(debris .)" = 0 ] && [ ! -e "$T/nowhere" ]
         check $? "$wr to $t: exit $rc, one line, nothing changed, no temporary: $(first)"
     done

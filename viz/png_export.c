@@ -2,22 +2,18 @@
  * png_export.h).
  *
  * What it is: pixels from colormap.c, libpng for the encoding, and the
- * temporary-file / fsync / rename dance.  What it is not: a PNG reader or a
+ * bytes handed to the atomic writer of fileio.h.  What it is not: a PNG reader or a
  * general image writer.
  */
 #include "png_export.h"
 #include "fileio.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* libpng reports errors through a callback that must not return: keep the
  * message and jump back to vz_png_write. */

@@ -2,10 +2,9 @@
  *
  * What it is: one function that colours a float matrix through a vz_scale
  * in truecolor (whatever the terminal's depth) and writes an 8-bit RGB PNG
- * with libpng, atomically: the data goes to PATH.tmp.XXXXXX, is fsync'd,
- * and is renamed over PATH, so a crash or a full disk never leaves a
- * half-written file under the final name (the temporary is removed on
- * failure).
+ * with libpng, through the atomic writer of fileio.h (the policy every
+ * writer follows: whole or untouched, no temporary left, never through a
+ * symbolic link; a failure names the file and the cause).
  *
  * Layout: each value is a factor×factor block of pixels, row i of the matrix
  * (the value index for a WKV head) at the top, column j (the key index) at
